@@ -1,0 +1,188 @@
+// A WebSocket peer built on Node libraries of other projects ("ws" and "websocket"),
+// driven by hybi's interop tests. Every result is one JSON object per line on stdout.
+//
+//   node peer.js server ws|websocket          echo server; prints {"port": N} when listening,
+//                                             {"event": "close", ...} for every closed connection;
+//                                             the text "close:CODE:REASON" makes it close with CODE.
+//   node peer.js client ws|websocket URL VERSION [server-close]
+//                                             sends text and binary messages across the length
+//                                             boundaries, checks each echo, then closes with 4000
+//                                             (or, with server-close, asks the server to close).
+"use strict";
+
+const http = require("http");
+
+const SIZES = [0, 1, 125, 126, 127, 65535, 65536, 65537, 300000];
+const LIMIT = 64 * 1024 * 1024;
+const [, , role, library, url, versionText, closeMode] = process.argv;
+
+setTimeout(() => {
+  out({ event: "timeout" });
+  process.exit(3);
+}, role === "server" ? 120000 : 20000).unref();
+
+function out(object) {
+  process.stdout.write(JSON.stringify(object) + "\n");
+}
+
+function textOf(size) {
+  // Mostly ASCII with a two-byte character every 50 positions, cut to exactly `size` bytes.
+  const characters = [];
+  let bytes = 0;
+  for (let i = 0; bytes < size; i++) {
+    const wide = i % 50 === 49 && bytes + 2 <= size;
+    characters.push(wide ? "é" : String.fromCharCode(97 + (i % 26)));
+    bytes += wide ? 2 : 1;
+  }
+  return characters.join("");
+}
+
+function bytesOf(size) {
+  const buffer = Buffer.alloc(size);
+  for (let i = 0; i < size; i++) buffer[i] = (i * 7 + 3) % 251;
+  return buffer;
+}
+
+function plan() {
+  const messages = [];
+  for (const size of SIZES) {
+    messages.push({ binary: false, data: textOf(size) });
+    messages.push({ binary: true, data: bytesOf(size) });
+  }
+  return messages;
+}
+
+// -- server -------------------------------------------------------------------------------
+
+function serveWs() {
+  const { WebSocketServer } = require("ws");
+  const server = new WebSocketServer({ host: "127.0.0.1", port: 0, maxPayload: LIMIT });
+  server.on("listening", () => out({ port: server.address().port }));
+  server.on("connection", (socket, request) => {
+    const version = Number(request.headers["sec-websocket-version"]);
+    const origin = request.headers["origin"] || request.headers["sec-websocket-origin"] || null;
+    socket.on("message", (data, isBinary) => {
+      const text = isBinary ? null : data.toString();
+      if (text !== null && text.startsWith("close:")) {
+        const [, code, reason] = text.split(":");
+        socket.close(Number(code), reason);
+      } else {
+        socket.send(isBinary ? data : text, { binary: isBinary });
+      }
+    });
+    socket.on("close", (code, reason) => out({ event: "close", code, reason: reason.toString(), version, origin }));
+  });
+}
+
+function serveWebsocketNode() {
+  const WebSocketServer = require("websocket").server;
+  const httpServer = http.createServer((request, response) => {
+    response.writeHead(404);
+    response.end();
+  });
+  const server = new WebSocketServer({
+    httpServer,
+    autoAcceptConnections: false,
+    maxReceivedFrameSize: LIMIT,
+    maxReceivedMessageSize: LIMIT,
+  });
+  server.on("request", (request) => {
+    const connection = request.accept(null, request.origin);
+    const version = request.webSocketVersion;
+    const origin = request.origin || null;
+    connection.on("message", (message) => {
+      if (message.type === "utf8" && message.utf8Data.startsWith("close:")) {
+        const [, code, reason] = message.utf8Data.split(":");
+        connection.close(Number(code), reason);
+      } else if (message.type === "utf8") {
+        connection.sendUTF(message.utf8Data);
+      } else {
+        connection.sendBytes(message.binaryData);
+      }
+    });
+    connection.on("close", (code, reason) => out({ event: "close", code, reason, version, origin }));
+  });
+  httpServer.listen(0, "127.0.0.1", () => out({ port: httpServer.address().port }));
+}
+
+// -- client -------------------------------------------------------------------------------
+
+// A client adapter gives: send(message), close(code, reason), and calls
+// onOpen(), onMessage({binary, data}), onClose(code, reason).
+function clientWs(version, handlers) {
+  const WebSocket = require("ws");
+  const socket = new WebSocket(url, { protocolVersion: version, origin: "http://peer.test", maxPayload: LIMIT });
+  socket.on("open", handlers.onOpen);
+  socket.on("message", (data, isBinary) => handlers.onMessage({ binary: isBinary, data: isBinary ? data : data.toString() }));
+  socket.on("close", (code, reason) => handlers.onClose(code, reason.toString()));
+  socket.on("error", (error) => handlers.onError(error));
+  return {
+    send: (message) => socket.send(message.data, { binary: message.binary }),
+    close: (code, reason) => socket.close(code, reason),
+  };
+}
+
+function clientWebsocketNode(version, handlers) {
+  const WebSocketClient = require("websocket").client;
+  const client = new WebSocketClient({
+    webSocketVersion: version,
+    maxReceivedFrameSize: LIMIT,
+    maxReceivedMessageSize: LIMIT,
+  });
+  let connection = null;
+  client.on("connect", (opened) => {
+    connection = opened;
+    opened.on("message", (message) =>
+      handlers.onMessage(message.type === "utf8" ? { binary: false, data: message.utf8Data } : { binary: true, data: message.binaryData }),
+    );
+    opened.on("close", (code, reason) => handlers.onClose(code, reason));
+    opened.on("error", (error) => handlers.onError(error));
+    handlers.onOpen();
+  });
+  client.on("connectFailed", (error) => handlers.onError(error));
+  client.connect(url, null, "http://peer.test");
+  return {
+    send: (message) => (message.binary ? connection.sendBytes(message.data) : connection.sendUTF(message.data)),
+    close: (code, reason) => connection.close(code, reason),
+  };
+}
+
+function runClient() {
+  const version = Number(versionText);
+  const messages = plan();
+  let index = 0;
+  const mismatches = [];
+  let peer = null;
+  const handlers = {
+    onOpen: () => peer.send(messages[0]),
+    onMessage: (received) => {
+      const expected = messages[index];
+      const same = received.binary === expected.binary && (expected.binary ? Buffer.compare(received.data, expected.data) === 0 : received.data === expected.data);
+      if (!same) mismatches.push({ index, binary: expected.binary, size: Buffer.byteLength(expected.data) });
+      index += 1;
+      if (index < messages.length) peer.send(messages[index]);
+      else if (closeMode === "server-close") peer.send({ binary: false, data: "close-me" });
+      else peer.close(4000, "client-bye");
+    },
+    onClose: (code, reason) => {
+      out({ event: "done", version, echoed: index, total: messages.length, mismatches, code, reason });
+      process.exit(0);
+    },
+    onError: (error) => {
+      out({ event: "error", error: String(error && error.message ? error.message : error) });
+      process.exit(2);
+    },
+  };
+  peer = (library === "ws" ? clientWs : clientWebsocketNode)(version, handlers);
+}
+
+if (role === "server") {
+  (library === "ws" ? serveWs : serveWebsocketNode)();
+  process.stdin.on("end", () => process.exit(0));
+  process.stdin.resume();
+} else if (role === "client") {
+  runClient();
+} else {
+  console.error("usage: node peer.js server|client ws|websocket [URL VERSION [server-close]]");
+  process.exit(64);
+}

@@ -1,0 +1,59 @@
+"""hybi: WebSocket server and client for every version of the protocol, negotiated per
+RFC 6455 section 4.4.
+
+```python
+async with hybi.serve(echo, "127.0.0.1", 8765, versions=(13, 8, 7)):
+    async with hybi.connect("ws://127.0.0.1:8765/", versions=(8, 13)) as ws:
+        await ws.send("hi")
+        print(await ws.recv(), ws.version)
+```
+"""
+
+from hybi.aio import ClientConnection, Connection, Data, Server, ServerConnection, connect, serve
+from hybi.exceptions import (
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    HandshakeAttempt,
+    HandshakeError,
+    HandshakeRejected,
+    HybiError,
+    InvalidHandshake,
+    InvalidHTTP,
+    InvalidState,
+    InvalidStatus,
+    NoCommonVersion,
+    ProtocolError,
+)
+from hybi.sansio import ALL_VERSIONS, DEFAULT_VERSIONS, Headers, Request, Response
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ALL_VERSIONS",
+    "DEFAULT_VERSIONS",
+    "ClientConnection",
+    "Connection",
+    "ConnectionClosed",
+    "ConnectionClosedError",
+    "ConnectionClosedOK",
+    "Data",
+    "HandshakeAttempt",
+    "HandshakeError",
+    "HandshakeRejected",
+    "Headers",
+    "HybiError",
+    "InvalidHTTP",
+    "InvalidHandshake",
+    "InvalidState",
+    "InvalidStatus",
+    "NoCommonVersion",
+    "ProtocolError",
+    "Request",
+    "Response",
+    "Server",
+    "ServerConnection",
+    "__version__",
+    "connect",
+    "serve",
+]

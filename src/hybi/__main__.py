@@ -1,0 +1,5 @@
+import sys
+
+from hybi.cli import main
+
+sys.exit(main())

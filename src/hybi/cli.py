@@ -1,0 +1,265 @@
+"""The `hybi` command: `hybi serve`, `hybi connect URL`, `hybi probe URL`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import stat
+import sys
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+from hybi.aio.client import ClientConnection, connect
+from hybi.aio.server import ServerConnection, serve
+from hybi.exceptions import ConnectionClosed, HandshakeError, InvalidStatus
+from hybi.sansio.dialects import ALL_VERSIONS, DEFAULT_VERSIONS, resolve_versions
+from hybi.sansio.http import Headers, Request, Response
+
+__all__ = ["main"]
+
+
+def _versions(text: str) -> tuple[str, ...]:
+    try:
+        return tuple(d.name for d in resolve_versions(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _say(message: str) -> None:
+    print(f"hybi: {message}", file=sys.stderr, flush=True)
+
+
+# -- hybi serve ----------------------------------------------------------------------------
+
+
+def _page() -> bytes:
+    return resources.files("hybi").joinpath("static/index.html").read_bytes()
+
+
+def _serve_page(connection: ServerConnection, request: Request) -> Response | None:
+    """A plain GET (no upgrade) of / gets the echo page; everything else is a handshake."""
+    if request.headers.has_token("Upgrade", "websocket") or request.method != "GET":
+        return None
+    if request.target.split("?", 1)[0] not in ("/", "/index.html"):
+        return None
+    body = _page()
+    headers = Headers(
+        [
+            ("Content-Type", "text/html; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+            ("Connection", "close"),
+        ]
+    )
+    return Response(200, "OK", headers, body)
+
+
+async def _echo(connection: ServerConnection) -> None:
+    async for message in connection:
+        await connection.send(message)
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    async with serve(_echo, args.host, args.port, versions=args.versions, process_request=_serve_page) as server:
+        host = args.host if ":" not in args.host else f"[{args.host}]"
+        url = f"ws://{host}:{server.port}/"
+        print(f"hybi: serving WebSocket versions {', '.join(args.versions)} on {url}", flush=True)
+        print(f"hybi: open http://{host}:{server.port}/ in a browser to try it; Ctrl-C to stop", flush=True)
+        await stop.wait()
+        _say(f"shutting down, closing {len(server.connections)} connection(s) with 1001")
+    return 0
+
+
+# -- hybi connect --------------------------------------------------------------------------
+
+
+def _describe_handshake(connection: ClientConnection) -> str:
+    text = f"connected with version {connection.version}"
+    if connection.subprotocol:
+        text += f", subprotocol {connection.subprotocol}"
+    refused = connection.handshake_attempts[:-1]
+    for attempt in refused:
+        listed = ", ".join(map(str, attempt.server_versions)) or "none"
+        text += f" (after version {attempt.version} was refused with {attempt.status}; server listed {listed})"
+    return text
+
+
+async def _stdin_lines() -> asyncio.Queue[str | None]:
+    """Lines of standard input, then None; pipes and terminals are read without blocking."""
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    mode = os.fstat(sys.stdin.fileno()).st_mode
+    if stat.S_ISREG(mode):
+        for line in sys.stdin.read().splitlines():
+            queue.put_nowait(line)
+        queue.put_nowait(None)
+        return queue
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+
+    async def pump() -> None:
+        while line := await reader.readline():
+            await queue.put(line.decode("utf-8", "replace").rstrip("\r\n"))
+        await queue.put(None)
+
+    _background.add(loop.create_task(pump()))
+    return queue
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+def _show(message: str | bytes) -> None:
+    print(message if isinstance(message, str) else message.hex(), flush=True)
+
+
+async def _connect(args: argparse.Namespace) -> int:
+    try:
+        connection = await connect(
+            args.url,
+            versions=args.versions,
+            subprotocols=args.subprotocol or (),
+            origin=args.origin,
+            ping_interval=None,
+        )
+    except (HandshakeError, OSError, TimeoutError, ValueError) as error:
+        _say(f"handshake failed: {error or type(error).__name__}")
+        return 1
+    _say(_describe_handshake(connection))
+    lines = await _stdin_lines()
+
+    async def receive() -> None:
+        async for message in connection:
+            _show(message)
+
+    receiver = asyncio.create_task(receive())
+    try:
+        while (line := await lines.get()) is not None:
+            await connection.send(line)
+        # Input is over: give the server a moment for replies still in flight, then close.
+        await asyncio.wait({receiver}, timeout=args.linger)
+        await connection.close(1000)
+        await asyncio.wait({receiver}, timeout=1)
+    except ConnectionClosed:
+        pass
+    if receiver.done() and (failure := receiver.exception()) is not None:
+        _say(f"connection closed: {failure}")
+        return 1
+    receiver.cancel()
+    reason = f" {connection.close_reason}" if connection.close_reason else ""
+    _say(f"closed with code {connection.close_code}{reason}")
+    return 0 if connection.close_code in (1000, 1001, 1005) else 1
+
+
+# -- hybi probe ----------------------------------------------------------------------------
+
+
+async def _probe_one(url: str, version: str, timeout: float) -> dict[str, Any]:
+    try:
+        connection = await connect(url, versions=[version], open_timeout=timeout, ping_interval=None)
+    except InvalidStatus as refusal:
+        return {
+            "result": "refused",
+            "status": refusal.response.status,
+            "listed": list(refusal.server_versions),
+            "reason": refusal.response.reason,
+        }
+    except (HandshakeError, OSError, TimeoutError) as error:
+        return {"result": "error", "error": str(error) or type(error).__name__}
+    await connection.close(1000)
+    return {"result": "accepted", "status": 101, "subprotocol": connection.subprotocol}
+
+
+async def probe(url: str, versions: Sequence[str] = ALL_VERSIONS, timeout: float = 5.0) -> dict[str, Any]:
+    """Ask `url` for each version in turn and report what its answers show.
+
+    `accepted` are versions the server completed a handshake for (a real 101);
+    `listed` are those it named in `Sec-WebSocket-Version` when refusing one.
+    """
+    results = {version: await _probe_one(url, version, timeout) for version in versions}
+    listed: list[int] = []
+    for result in results.values():
+        for number in result.get("listed", ()):
+            if number not in listed:
+                listed.append(number)
+    accepted = [version for version, result in results.items() if result["result"] == "accepted"]
+    return {"url": url, "versions": results, "accepted": accepted, "listed": listed}
+
+
+def _print_probe(report: dict[str, Any]) -> None:
+    print(f"{report['url']}")
+    for version, result in report["versions"].items():
+        if result["result"] == "accepted":
+            line = "accepted (101 Switching Protocols)"
+        elif result["result"] == "refused":
+            listed = ", ".join(map(str, result["listed"])) or "no versions"
+            line = f"refused with {result['status']} {result['reason']}; listed {listed}"
+        else:
+            line = f"error: {result['error']}"
+        print(f"  version {version:>3}: {line}")
+    print(f"accepted by a real 101: {', '.join(report['accepted']) or 'none'}")
+    print(f"listed in refusals (RFC 6455 section 4.4): {', '.join(map(str, report['listed'])) or 'none'}")
+
+
+async def _probe(args: argparse.Namespace) -> int:
+    try:
+        report = await probe(args.url, args.versions, args.timeout)
+    except ValueError as error:
+        _say(str(error))
+        return 2
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_probe(report)
+    reachable = any(r["result"] != "error" for r in report["versions"].values())
+    return 0 if reachable else 1
+
+
+# -- entry point ---------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hybi", description="WebSocket server, client and prober for every version.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    known = f"comma-separated, most preferred first; known: {', '.join(ALL_VERSIONS)}, or 'all'"
+
+    serve_cmd = commands.add_parser("serve", help="run an echo server with a browser page at /")
+    serve_cmd.add_argument("--host", default="127.0.0.1")
+    serve_cmd.add_argument("--port", type=int, default=8765)
+    serve_cmd.add_argument("--versions", type=_versions, default=DEFAULT_VERSIONS, help=known)
+
+    connect_cmd = commands.add_parser("connect", help="send standard input line by line, print what comes back")
+    connect_cmd.add_argument("url")
+    connect_cmd.add_argument("--versions", type=_versions, default=DEFAULT_VERSIONS, help=known)
+    connect_cmd.add_argument("--subprotocol", action="append", help="offer this subprotocol (repeatable)")
+    connect_cmd.add_argument("--origin", help="send this origin")
+    connect_cmd.add_argument(
+        "--linger", type=float, default=0.5, help="seconds to wait for replies after input ends (default 0.5)"
+    )
+
+    probe_cmd = commands.add_parser("probe", help="report which versions a server accepts")
+    probe_cmd.add_argument("url")
+    probe_cmd.add_argument("--versions", type=_versions, default=ALL_VERSIONS, help=known)
+    probe_cmd.add_argument("--timeout", type=float, default=5.0, help="seconds per attempt")
+    probe_cmd.add_argument("--json", action="store_true", help="print the report as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    runner = {"serve": _serve, "connect": _connect, "probe": _probe}[args.command]
+    try:
+        return asyncio.run(runner(args))
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

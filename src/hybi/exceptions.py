@@ -1,0 +1,161 @@
+"""Every error hybi raises derives from HybiError.
+
+Handshake errors on the server side carry the HTTP response to send (`response`), so a
+caller never has to invent one; frame-level errors carry the close code to send (`code`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hybi.sansio.http import Response
+
+__all__ = [
+    "ConnectionClosed",
+    "ConnectionClosedError",
+    "ConnectionClosedOK",
+    "HandshakeAttempt",
+    "HandshakeError",
+    "HandshakeRejected",
+    "HybiError",
+    "InvalidHTTP",
+    "InvalidHandshake",
+    "InvalidState",
+    "InvalidStatus",
+    "NoCommonVersion",
+    "ProtocolError",
+]
+
+
+class HybiError(Exception):
+    """Base class of hybi's errors."""
+
+
+class HandshakeError(HybiError):
+    """The opening handshake failed."""
+
+
+class InvalidHTTP(HandshakeError):
+    """The bytes received are not an acceptable HTTP/1.1 head.
+
+    `status` is the HTTP status a server should answer with (400 unless a more precise
+    one applies, such as 431 for oversized headers).
+    """
+
+    def __init__(self, reason: str, status: int = 400) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+class HandshakeRejected(HandshakeError):
+    """A server refuses a handshake; `response` is the HTTP reply to send."""
+
+    def __init__(self, reason: str, response: Response) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.response = response
+
+
+class InvalidHandshake(HandshakeError):
+    """A client received a response that does not complete the handshake."""
+
+
+class InvalidStatus(InvalidHandshake):
+    """The server answered with a status other than 101.
+
+    `server_versions` holds the versions listed in its `Sec-WebSocket-Version` fields
+    (RFC 6455 section 4.4), in the server's order; it is empty when there were none.
+    """
+
+    def __init__(self, response: Response, server_versions: Sequence[int] = ()) -> None:
+        listed = f"; server lists versions {', '.join(map(str, server_versions))}" if server_versions else ""
+        super().__init__(f"server answered {response.status} {response.reason}{listed}".rstrip())
+        self.response = response
+        self.server_versions = tuple(server_versions)
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeAttempt:
+    """One opening handshake a client made: the version it asked for and how it ended."""
+
+    version: str
+    status: int | None
+    server_versions: tuple[int, ...] = ()
+    error: str | None = None
+
+
+class NoCommonVersion(InvalidStatus):
+    """The server refused the client's version and lists none the client speaks
+    (RFC 6455 section 4.4), or lists none at all. The message names both lists;
+    `attempts` records each handshake made.
+    """
+
+    def __init__(
+        self,
+        response: Response,
+        client_versions: Sequence[str],
+        server_versions: Sequence[int],
+        attempts: Sequence[HandshakeAttempt],
+    ) -> None:
+        super().__init__(response, server_versions)
+        client = ", ".join(client_versions)
+        last = attempts[-1] if attempts else None
+        asked = f"version {last.version}" if last is not None else "the handshake"
+        answer = f"{response.status} {response.reason}".strip()
+        if server_versions:
+            server = ", ".join(map(str, server_versions))
+            message = f"no WebSocket version in common: client offers {client}; server accepts {server}"
+        else:
+            body = response.body.decode("utf-8", "replace").strip().splitlines()
+            said = f" ({body[0][:200]})" if body else ""
+            message = (
+                f"server refused {asked} with {answer}{said} and listed no versions: "
+                f"client offers {client}; server accepts (not listed)"
+            )
+        self.args = (message,)
+        self.client_versions = tuple(client_versions)
+        self.attempts = tuple(attempts)
+
+
+class InvalidState(HybiError):
+    """The operation is not possible in the connection's current state (for example, sending after close)."""
+
+
+class ProtocolError(HybiError):
+    """The peer broke the protocol; `code` is the close code to fail the connection with."""
+
+    def __init__(self, reason: str, code: int = 1002) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+class ConnectionClosed(HybiError):
+    """Raised on use of a closed connection.
+
+    `code` and `reason` are the close status received from the peer (1005 when its close
+    frame had none, 1006 when the connection dropped with no close frame); `sent_code`
+    is what this side sent, if anything.
+    """
+
+    def __init__(self, code: int, reason: str = "", sent_code: int | None = None, detail: str = "") -> None:
+        text = f"connection closed: {code}" + (f" {reason}" if reason else "")
+        if detail:
+            text += f" ({detail})"
+        super().__init__(text)
+        self.code = code
+        self.reason = reason
+        self.sent_code = sent_code
+        self.detail = detail
+
+
+class ConnectionClosedOK(ConnectionClosed):
+    """The connection closed normally (1000 or 1001 both ways)."""
+
+
+class ConnectionClosedError(ConnectionClosed):
+    """The connection closed with an error, or dropped without a close handshake."""

@@ -1,0 +1,60 @@
+"""The dialects hybi speaks, by name, in the order a client prefers them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from hybi.sansio.dialects.base import ClientOffer, Dialect, Session
+from hybi.sansio.dialects.hybi07 import Hybi07
+from hybi.sansio.dialects.hybi08 import Hybi08
+from hybi.sansio.dialects.rfc6455 import RFC6455
+
+__all__ = [
+    "ALL_VERSIONS",
+    "DEFAULT_VERSIONS",
+    "DIALECTS",
+    "ClientOffer",
+    "Dialect",
+    "Session",
+    "VersionSpec",
+    "resolve_versions",
+]
+
+DIALECTS: dict[str, Dialect] = {dialect.name: dialect for dialect in (RFC6455(), Hybi08(), Hybi07())}
+"""Every dialect, newest first."""
+
+ALL_VERSIONS: tuple[str, ...] = tuple(DIALECTS)
+DEFAULT_VERSIONS: tuple[str, ...] = ("13", "8", "7")
+
+VersionSpec = str | int | Dialect | Iterable[str | int | Dialect]
+"""How callers name versions: 13, "13", "13,8,7", "all", a dialect, or a sequence of those."""
+
+
+def resolve_versions(versions: VersionSpec) -> tuple[Dialect, ...]:
+    """The dialects `versions` names, in the order given, without repeats.
+
+    Raises ValueError naming the known versions when one is unknown or none is given.
+    """
+    if isinstance(versions, (str, int, Dialect)):
+        versions = [versions]
+    names: list[str] = []
+    for item in versions:
+        if isinstance(item, Dialect):
+            names.append(item.name)
+            continue
+        for part in str(item).split(","):
+            part = part.strip()
+            if part.lower() == "all":
+                names.extend(ALL_VERSIONS)
+            elif part:
+                names.append(part)
+    resolved: list[Dialect] = []
+    for name in names:
+        dialect = DIALECTS.get(name)
+        if dialect is None:
+            raise ValueError(f"unknown WebSocket version {name!r}; known: {', '.join(ALL_VERSIONS)}, or 'all'")
+        if dialect not in resolved:
+            resolved.append(dialect)
+    if not resolved:
+        raise ValueError("no WebSocket version given")
+    return tuple(resolved)

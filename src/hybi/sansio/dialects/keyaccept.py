@@ -1,0 +1,155 @@
+"""The Sec-WebSocket-Key / Sec-WebSocket-Accept handshake and RFC framing, shared by
+versions 7, 8 and 13 (RFC 6455 sections 1.3, 4.1 and 4.2; hybi-07 onwards).
+
+The three versions differ only in the header a client names its origin with and in the
+close codes they allow; each has a file of its own that sets those.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+from collections.abc import Sequence
+from typing import ClassVar
+
+from hybi.exceptions import HandshakeRejected, InvalidHandshake
+from hybi.sansio.close import CloseCodeRule
+from hybi.sansio.dialects.base import ClientOffer, Dialect, Session
+from hybi.sansio.events import Role
+from hybi.sansio.http import Headers, Request, Response
+from hybi.sansio.rfc6455_session import RFC6455Session
+
+__all__ = ["GUID", "KeyAcceptDialect", "accept_value", "bad_request", "generate_key"]
+
+GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+"""The constant that section 1.3 appends to the key (the same since hybi-04)."""
+
+
+def accept_value(key: str) -> str:
+    """Section 4.2.2 item 5.4: base64 of the SHA-1 of the key followed by the GUID."""
+    return base64.b64encode(hashlib.sha1((key + GUID).encode("ascii")).digest()).decode("ascii")
+
+
+def generate_key() -> str:
+    """Section 4.1 item 7: a nonce of 16 random bytes, base64-encoded."""
+    return base64.b64encode(os.urandom(16)).decode("ascii")
+
+
+def bad_request(reason: str, status: int = 400) -> HandshakeRejected:
+    """A rejection whose plain-text body says why."""
+    headers = Headers([("Content-Type", "text/plain; charset=utf-8"), ("Connection", "close")])
+    body = f"{reason}\n".encode()
+    headers.add("Content-Length", str(len(body)))
+    return HandshakeRejected(reason, Response(status, _REASONS.get(status, "Bad Request"), headers, body))
+
+
+_REASONS = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 426: "Upgrade Required"}
+
+
+class KeyAcceptDialect(Dialect):
+    """A dialect with the key/accept handshake and RFC 6455 framing."""
+
+    version: ClassVar[int]
+    origin_header: ClassVar[str]
+    """The header a client of this version names its origin with (section 4.1 item 8)."""
+    close_rule: ClassVar[CloseCodeRule]
+    minimal_lengths: ClassVar[bool]
+    """Whether a length must use its shortest encoding (a MUST of RFC 6455 section 5.2)."""
+
+    def check_request(self, request: Request) -> None:
+        """Section 4.2.1: a Host field and one key that decodes to 16 bytes."""
+        if not request.headers.get("Host"):
+            raise bad_request("missing Host header (RFC 6455 section 4.2.1 item 2)")
+        keys = request.headers.get_all("Sec-WebSocket-Key")
+        if len(keys) != 1:
+            what = "missing" if not keys else "repeated"
+            raise bad_request(f"{what} Sec-WebSocket-Key header (RFC 6455 section 4.2.1 item 5)")
+        try:
+            raw = base64.b64decode(keys[0].encode("ascii"), validate=True)
+        except (binascii.Error, UnicodeEncodeError):
+            raw = b""
+        if len(raw) != 16:
+            raise bad_request(
+                f"Sec-WebSocket-Key {keys[0][:40]!r} is not 16 bytes in base64 (RFC 6455 section 4.2.1 item 5)"
+            )
+
+    def offered_subprotocols(self, request: Request) -> list[str]:
+        return request.headers.tokens("Sec-WebSocket-Protocol")
+
+    def accept_response(self, request: Request, subprotocol: str | None, extra_headers: Headers) -> Response:
+        """Section 4.2.2 item 5."""
+        key = request.headers.get("Sec-WebSocket-Key") or ""
+        headers = Headers(
+            [
+                ("Upgrade", "websocket"),
+                ("Connection", "Upgrade"),
+                ("Sec-WebSocket-Accept", accept_value(key)),
+            ]
+        )
+        if subprotocol is not None:
+            headers.add("Sec-WebSocket-Protocol", subprotocol)
+        for name, value in extra_headers:
+            headers.add(name, value)
+        return Response(101, "Switching Protocols", headers)
+
+    def client_request(
+        self,
+        resource: str,
+        host: str,
+        *,
+        origin: str | None,
+        subprotocols: Sequence[str],
+        extra_headers: Headers,
+    ) -> ClientOffer:
+        """Section 4.1, with the origin header and version number of this dialect."""
+        key = generate_key()
+        headers = Headers(
+            [
+                ("Host", host),
+                ("Upgrade", "websocket"),
+                ("Connection", "Upgrade"),
+                ("Sec-WebSocket-Key", key),
+                ("Sec-WebSocket-Version", str(self.version)),
+            ]
+        )
+        if origin is not None:
+            headers.add(self.origin_header, origin)
+        if subprotocols:
+            headers.add("Sec-WebSocket-Protocol", ", ".join(subprotocols))
+        for name, value in extra_headers:
+            headers.add(name, value)
+        return ClientOffer(Request("GET", resource, headers), key, tuple(subprotocols))
+
+    def check_response(self, offer: ClientOffer, response: Response) -> str | None:
+        """Section 4.1, the client's checks of the server's 101 response."""
+        headers = response.headers
+        if not headers.has_token("Upgrade", "websocket"):
+            raise InvalidHandshake(f"101 response has Upgrade {headers.get('Upgrade')!r}, not websocket")
+        if not headers.has_token("Connection", "upgrade"):
+            raise InvalidHandshake(f"101 response has Connection {headers.get('Connection')!r}, not Upgrade")
+        accepts = headers.get_all("Sec-WebSocket-Accept")
+        expected = accept_value(offer.secret)
+        if accepts != [expected]:
+            got = accepts[0] if len(accepts) == 1 else f"{len(accepts)} fields"
+            raise InvalidHandshake(f"Sec-WebSocket-Accept is {got!r}; expected {expected!r}")
+        if headers.tokens("Sec-WebSocket-Extensions"):
+            raise InvalidHandshake(
+                f"server chose extensions {headers.get('Sec-WebSocket-Extensions')!r} the client did not offer"
+            )
+        chosen = headers.tokens("Sec-WebSocket-Protocol")
+        if not chosen:
+            return None
+        if len(chosen) > 1 or chosen[0] not in offer.subprotocols:
+            raise InvalidHandshake(f"server chose subprotocol {headers.get('Sec-WebSocket-Protocol')!r}, not offered")
+        return chosen[0]
+
+    def new_session(self, role: Role, *, max_message_size: int | None) -> Session:
+        return RFC6455Session(
+            role,
+            dialect_name=self.name,
+            close_rule=type(self).close_rule,
+            minimal_lengths=self.minimal_lengths,
+            max_message_size=max_message_size,
+        )

@@ -1,0 +1,83 @@
+"""RFC 6455 section 5 frame layout, shared by versions 7, 8 and 13 (hybi-07 onwards).
+
+```
+byte 0: FIN RSV1 RSV2 RSV3 opcode(4)
+byte 1: MASK payload-len(7)      126 -> 16-bit length, 127 -> 64-bit length
+[masking key, 4 bytes, when MASK is set; it covers the payload only]
+```
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from enum import IntEnum
+
+__all__ = [
+    "OP_BINARY",
+    "OP_CLOSE",
+    "OP_CONTINUATION",
+    "OP_PING",
+    "OP_PONG",
+    "OP_TEXT",
+    "Opcode",
+    "apply_mask",
+    "build_frame",
+]
+
+
+class Opcode(IntEnum):
+    """RFC 6455 section 5.2 opcodes; 0x3-0x7 and 0xB-0xF are reserved."""
+
+    CONTINUATION = 0x0
+    TEXT = 0x1
+    BINARY = 0x2
+    CLOSE = 0x8
+    PING = 0x9
+    PONG = 0xA
+
+
+OP_CONTINUATION = 0x0
+OP_TEXT = 0x1
+OP_BINARY = 0x2
+OP_CLOSE = 0x8
+OP_PING = 0x9
+OP_PONG = 0xA
+
+_pack_16 = struct.Struct("!BBH").pack
+_pack_64 = struct.Struct("!BBQ").pack
+
+
+def apply_mask(data: bytes | bytearray | memoryview, key: bytes) -> bytes:
+    """XOR `data` with the 4-byte `key` repeated (RFC 6455 section 5.3).
+
+    The XOR runs on whole integers rather than byte by byte: `int.from_bytes` turns the
+    payload into one big number, so the loop happens in C. Masking is its own inverse.
+    """
+    length = len(data)
+    if length == 0:
+        return b""
+    repeated = key * ((length >> 2) + 1)
+    value = int.from_bytes(data, "little") ^ int.from_bytes(repeated[:length], "little")
+    return value.to_bytes(length, "little")
+
+
+def build_frame(opcode: int, payload: bytes, *, fin: bool = True, mask: bool = False, rsv: int = 0) -> bytes:
+    """Serialize one frame, with the shortest length encoding (RFC 6455 section 5.2).
+
+    Clients set `mask` (section 5.3 requires a fresh unpredictable key per frame); servers
+    never do.
+    """
+    length = len(payload)
+    first = (0x80 if fin else 0) | rsv | opcode
+    mask_bit = 0x80 if mask else 0
+    if length < 126:
+        header = bytes((first, mask_bit | length))
+    elif length < 65536:
+        header = _pack_16(first, mask_bit | 126, length)
+    else:
+        header = _pack_64(first, mask_bit | 127, length)
+    if mask:
+        key = os.urandom(4)
+        return header + key + apply_mask(payload, key)
+    return header + payload

@@ -1,0 +1,208 @@
+"""The small part of HTTP/1.1 that an opening handshake needs.
+
+Only message heads are parsed here: a request line or status line and header fields
+(RFC 9112 sections 3, 4 and 5). Bodies are not: the WebSocket handshakes that carry one
+(hixie-76) have no Content-Length, so each dialect reads its own body bytes.
+
+Every limit is enforced before buffering more, so a peer cannot make the parser hold
+an unbounded head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from hybi.exceptions import InvalidHTTP
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "HTTPLimits",
+    "Headers",
+    "Request",
+    "Response",
+    "parse_request_head",
+    "parse_response_head",
+]
+
+_TOKEN_CHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPLimits:
+    """Bounds on an opening handshake's head; exceeding one rejects it."""
+
+    max_line: int = 8192
+    max_headers: int = 128
+    max_head: int = 65536
+
+
+DEFAULT_LIMITS = HTTPLimits()
+
+
+class Headers:
+    """Header fields in arrival order; names compare case-insensitively.
+
+    Repeated fields are kept apart, as RFC 6455 section 4.4 allows a server to send
+    `Sec-WebSocket-Version` several times.
+    """
+
+    __slots__ = ("_items",)
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._items: list[tuple[str, str]] = list(items)
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Headers) and self._items == other._items
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and any(k.lower() == name.lower() for k, _ in self._items)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, name: str, value: str) -> None:
+        if not name or not all(c in _TOKEN_CHARS for c in name.encode("ascii", "replace")):
+            raise ValueError(f"invalid header name {name!r}")
+        if "\r" in value or "\n" in value or "\0" in value:
+            raise ValueError(f"invalid characters in value of header {name}")
+        self._items.append((name, value))
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The single value of `name`; repeated fields are joined with ", "."""
+        values = self.get_all(name)
+        return ", ".join(values) if values else default
+
+    def get_all(self, name: str) -> list[str]:
+        lowered = name.lower()
+        return [v for k, v in self._items if k.lower() == lowered]
+
+    def tokens(self, name: str) -> list[str]:
+        """The comma-separated list elements of every `name` field (RFC 9110 section 5.6.1)."""
+        return [t.strip() for v in self.get_all(name) for t in v.split(",") if t.strip()]
+
+    def has_token(self, name: str, token: str) -> bool:
+        token = token.lower()
+        return any(t.lower() == token for t in self.tokens(name))
+
+    def serialize(self) -> bytes:
+        return b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in self._items)
+
+
+@dataclass(slots=True)
+class Request:
+    """An opening handshake request head."""
+
+    method: str
+    target: str
+    headers: Headers
+    http_version: str = "HTTP/1.1"
+
+    @property
+    def path(self) -> str:
+        return self.target
+
+    @property
+    def origin(self) -> str | None:
+        """`Origin` (RFC 6455) or `Sec-WebSocket-Origin` (versions 7 and 8), whichever came."""
+        return self.headers.get("Origin") or self.headers.get("Sec-WebSocket-Origin")
+
+    def serialize(self) -> bytes:
+        start = f"{self.method} {self.target} {self.http_version}\r\n".encode("latin-1")
+        return start + self.headers.serialize() + b"\r\n"
+
+
+@dataclass(slots=True)
+class Response:
+    """An HTTP response head with an optional body, sent whole."""
+
+    status: int
+    reason: str = ""
+    headers: Headers = field(default_factory=Headers)
+    body: bytes = b""
+    http_version: str = "HTTP/1.1"
+
+    def serialize(self) -> bytes:
+        start = f"{self.http_version} {self.status} {self.reason}\r\n".encode("latin-1")
+        return start + self.headers.serialize() + b"\r\n" + self.body
+
+
+def _find_head_end(buffer: bytes | bytearray, limits: HTTPLimits) -> int:
+    """Index just past the blank line ending the head, or -1 if more bytes are needed."""
+    end = buffer.find(b"\r\n\r\n", 0, limits.max_head + 4)
+    if end < 0:
+        if len(buffer) > limits.max_head:
+            raise InvalidHTTP(f"handshake head is longer than {limits.max_head} bytes", status=431)
+        # A single line longer than the limit can be refused before the head ends.
+        last_break = buffer.rfind(b"\r\n")
+        if len(buffer) - (last_break + 2 if last_break >= 0 else 0) > limits.max_line:
+            raise InvalidHTTP(f"a handshake line is longer than {limits.max_line} bytes", status=431)
+        return -1
+    return end + 4
+
+
+def _parse_fields(lines: list[bytes], limits: HTTPLimits) -> Headers:
+    if len(lines) > limits.max_headers:
+        raise InvalidHTTP(f"more than {limits.max_headers} header fields", status=431)
+    headers = Headers()
+    for raw in lines:
+        if len(raw) > limits.max_line:
+            raise InvalidHTTP(f"a header line is longer than {limits.max_line} bytes", status=431)
+        if b"\n" in raw or b"\r" in raw or b"\0" in raw:
+            raise InvalidHTTP("bare CR, LF or NUL in a header line")
+        if raw[:1] in (b" ", b"\t"):
+            raise InvalidHTTP("obsolete line folding in header fields is not allowed")
+        name, colon, value = raw.partition(b":")
+        if not colon or not name or not all(c in _TOKEN_CHARS for c in name):
+            raise InvalidHTTP(f"malformed header line {raw[:60]!r}")
+        headers._items.append((name.decode("ascii"), value.strip(b" \t").decode("latin-1")))
+    return headers
+
+
+def parse_request_head(buffer: bytes | bytearray, limits: HTTPLimits = DEFAULT_LIMITS) -> tuple[Request, int] | None:
+    """Parse a request head from the start of `buffer`.
+
+    Returns the request and the number of bytes it took, or None when the head is not
+    complete yet. Raises InvalidHTTP (carrying the status to answer) when it is malformed.
+    """
+    end = _find_head_end(buffer, limits)
+    if end < 0:
+        return None
+    lines = bytes(buffer[: end - 4]).split(b"\r\n")
+    request_line = lines[0]
+    if len(request_line) > limits.max_line:
+        raise InvalidHTTP(f"request line is longer than {limits.max_line} bytes", status=414)
+    parts = request_line.split(b" ")
+    if len(parts) != 3 or not all(parts):
+        raise InvalidHTTP(f"malformed request line {request_line[:80]!r}")
+    method, target, version = parts
+    if not version.startswith(b"HTTP/1."):
+        raise InvalidHTTP(f"unsupported HTTP version {version[:20]!r}", status=505)
+    if not all(c in _TOKEN_CHARS for c in method):
+        raise InvalidHTTP(f"malformed method {method[:20]!r}")
+    if any(c < 0x21 or c > 0x7E for c in target):
+        raise InvalidHTTP("request target contains characters outside visible ASCII")
+    headers = _parse_fields(lines[1:], limits)
+    return Request(method.decode("ascii"), target.decode("ascii"), headers, version.decode("ascii")), end
+
+
+def parse_response_head(buffer: bytes | bytearray, limits: HTTPLimits = DEFAULT_LIMITS) -> tuple[Response, int] | None:
+    """Parse a status line and header fields; the body is left to the caller."""
+    end = _find_head_end(buffer, limits)
+    if end < 0:
+        return None
+    lines = bytes(buffer[: end - 4]).split(b"\r\n")
+    version, _, rest = lines[0].partition(b" ")
+    code, _, reason = rest.partition(b" ")
+    if not version.startswith(b"HTTP/1.") or len(code) != 3 or not code.isdigit():
+        raise InvalidHTTP(f"malformed status line {lines[0][:80]!r}")
+    headers = _parse_fields(lines[1:], limits)
+    response = Response(int(code), reason.decode("latin-1"), headers, http_version=version.decode("ascii"))
+    return response, end

@@ -1,0 +1,610 @@
+"""The asyncio server and client over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+import hybi
+from conftest import raw_frame, run
+from hybi.sansio.dialects import Session
+from hybi.sansio.dialects.keyaccept import accept_value
+from hybi.sansio.events import State
+from hybi.sansio.handshake import ServerHandshake
+from hybi.sansio.http import Headers, Response, parse_request_head
+
+
+async def echo(ws: hybi.ServerConnection) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+@asynccontextmanager
+async def echo_server(
+    handler: Callable[[hybi.ServerConnection], Awaitable[None]] = echo, **options: Any
+) -> AsyncIterator[str]:
+    options.setdefault("versions", (13, 8, 7))
+    async with hybi.serve(handler, "127.0.0.1", 0, **options) as server:
+        yield f"ws://127.0.0.1:{server.port}/"
+
+
+# -- basics ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [13, 8, 7])
+def test_echo_text_and_binary_in_every_version(version: int) -> None:
+    async def main() -> None:
+        seen: list[int | str | None] = []
+
+        async def handler(ws: hybi.ServerConnection) -> None:
+            seen.append(ws.version)
+            await echo(ws)
+
+        async with echo_server(handler) as url, hybi.connect(url, versions=[version]) as ws:
+            assert ws.version == version
+            for size in (0, 1, 125, 126, 127, 65535, 65536, 65537, 300_000):
+                text = ("aé" * size)[:size]
+                await ws.send(text)
+                assert await ws.recv() == text
+                data = bytes(i % 251 for i in range(size))
+                await ws.send(data)
+                assert await ws.recv() == data
+        assert seen == [version]
+
+    run(main())
+
+
+def test_issue_example_negotiates_version_8() -> None:
+    async def main() -> None:
+        async with hybi.serve(echo, "127.0.0.1", 0, versions=(13, 8, 7)) as server:  # noqa: SIM117 - needs server.port
+            async with hybi.connect(f"ws://127.0.0.1:{server.port}/", versions=(8, 13)) as ws:
+                await ws.send("hi")
+                assert await ws.recv() == "hi"
+                assert ws.version == 8
+                assert [a.version for a in ws.handshake_attempts] == ["8"]
+
+    run(main())
+
+
+def test_request_details_reach_the_handler() -> None:
+    async def main() -> None:
+        async def handler(ws: hybi.ServerConnection) -> None:
+            origin = ws.request.origin if ws.request else ""
+            await ws.send(f"{ws.path} {ws.request_headers.get('X-Token')} {ws.subprotocol} {origin}")
+
+        options = {"subprotocols": ["chat", "superchat"]}
+        async with echo_server(handler, **options) as url:
+            for version, origin in ((13, "http://a"), (8, "http://b")):
+                async with hybi.connect(
+                    url + "room?x=1",
+                    versions=[version],
+                    subprotocols=["superchat", "chat"],
+                    origin=origin,
+                    extra_headers=[("X-Token", "secret")],
+                ) as ws:
+                    assert await ws.recv() == f"/room?x=1 secret chat {origin}"
+                    assert ws.subprotocol == "chat"
+
+    run(main())
+
+
+def test_fragmented_send() -> None:
+    async def main() -> None:
+        async with echo_server() as url, hybi.connect(url) as ws:
+            await ws.send(["Hel", "lo"])
+            assert await ws.recv() == "Hello"
+
+            async def parts() -> AsyncIterator[bytes]:
+                for part in (b"a", b"b", b"c"):
+                    yield part
+
+            await ws.send(parts())
+            assert await ws.recv() == b"abc"
+            with pytest.raises(TypeError, match="mixes"):
+                await ws.send(["a", b"b"])
+
+    run(main())
+
+
+def test_ping_resolves_with_the_pong() -> None:
+    async def main() -> None:
+        async with echo_server() as url, hybi.connect(url) as ws:
+            latency = await (await ws.ping("marker"))
+            assert 0 <= latency < 5
+            first, second = await ws.ping(), await ws.ping()
+            await second
+            assert first.done()
+
+    run(main())
+
+
+def test_keepalive_pings_flow() -> None:
+    async def main() -> None:
+        pongs: list[bytes] = []
+        async with echo_server(ping_interval=0.05) as url, hybi.connect(url, ping_interval=None) as ws:
+            await asyncio.sleep(0.3)
+            await ws.send("still here")
+            assert await ws.recv() == "still here"
+            pongs.append(b"ok")
+        assert pongs
+
+    run(main())
+
+
+# -- closing ----------------------------------------------------------------------------------
+
+
+def test_close_codes_both_ways() -> None:
+    async def main() -> None:
+        closed: list[tuple[int | None, str | None]] = []
+
+        async def handler(ws: hybi.ServerConnection) -> None:
+            try:
+                async for message in ws:
+                    if message == "close-me":
+                        await ws.close(4001, "server-bye")
+            except hybi.ConnectionClosedError:  # 4000 is not a normal closure
+                pass
+            closed.append((ws.close_code, ws.close_reason))
+
+        async with echo_server(handler) as url:
+            async with hybi.connect(url) as ws:
+                await ws.close(4000, "client-bye")
+                assert ws.close_code == 4000  # the server echoes the code
+            await asyncio.sleep(0.05)
+            assert closed == [(4000, "client-bye")]
+
+            async with hybi.connect(url) as ws:
+                await ws.send("close-me")
+                with pytest.raises(hybi.ConnectionClosedError) as caught:
+                    await ws.recv()
+                assert (caught.value.code, caught.value.reason) == (4001, "server-bye")
+
+    run(main())
+
+
+def test_normal_close_ends_iteration() -> None:
+    async def main() -> None:
+        async def handler(ws: hybi.ServerConnection) -> None:
+            await ws.send("one")
+            await ws.send("two")
+
+        async with echo_server(handler) as url, hybi.connect(url) as ws:
+            assert [m async for m in ws] == ["one", "two"]
+            assert ws.close_code == 1000
+            with pytest.raises(hybi.ConnectionClosedOK):
+                await ws.send("late")
+
+    run(main())
+
+
+def test_handler_error_closes_with_1011(caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        async def handler(ws: hybi.ServerConnection) -> None:
+            raise RuntimeError("boom")
+
+        async with echo_server(handler) as url, hybi.connect(url) as ws:
+            with pytest.raises(hybi.ConnectionClosedError) as caught:
+                await ws.recv()
+            assert caught.value.code == 1011
+
+    with caplog.at_level(logging.ERROR, "hybi"):
+        run(main())
+    assert "connection handler failed" in caplog.text
+
+
+def test_server_shutdown_closes_with_1001() -> None:
+    async def main() -> None:
+        server = await hybi.serve(echo, "127.0.0.1", 0)
+        ws = await hybi.connect(f"ws://127.0.0.1:{server.port}/")
+        server.close()
+        await server.wait_closed()
+        with pytest.raises(hybi.ConnectionClosedOK) as caught:
+            await ws.recv()
+        assert caught.value.code == 1001
+
+    run(main())
+
+
+def test_message_too_big_closes_with_1009() -> None:
+    async def main() -> None:
+        async with echo_server(max_size=1000) as url, hybi.connect(url) as ws:
+            await ws.send(bytes(1000))
+            assert await ws.recv() == bytes(1000)
+            await ws.send(bytes(1001))
+            with pytest.raises(hybi.ConnectionClosedError) as caught:
+                await ws.recv()
+            assert caught.value.code == 1009
+
+    run(main())
+
+
+async def raw_client(url_port: int, version: str = "13") -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", url_port)
+    writer.write(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: " + version.encode() + b"\r\n\r\n"
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 ")
+    return reader, writer
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (raw_frame(0x81, b"\xff\xfe"), 1007),
+        (raw_frame(0x81, b"hi", mask=None), 1002),
+        (raw_frame(0xC1, b"hi"), 1002),
+        (raw_frame(0x88, b"\x03"), 1002),
+    ],
+)
+def test_bad_frames_from_a_raw_client(frame: bytes, code: int) -> None:
+    async def main() -> None:
+        server = await hybi.serve(echo, "127.0.0.1", 0)
+        async with server:
+            reader, writer = await raw_client(server.port)
+            writer.write(frame)
+            reply = await reader.read()  # the server sends its close frame, then closes TCP
+            assert reply[:1] == b"\x88"
+            assert int.from_bytes(reply[2:4], "big") == code
+            writer.close()
+
+    run(main())
+
+
+def test_half_handshake_times_out() -> None:
+    async def main() -> None:
+        async with hybi.serve(echo, "127.0.0.1", 0, open_timeout=0.2) as server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            assert await reader.read() == b""  # dropped, not kept forever
+            writer.close()
+
+    run(main())
+
+
+# -- the handshake hooks -------------------------------------------------------------------
+
+
+def test_process_request_can_refuse_with_a_custom_response() -> None:
+    async def main() -> None:
+        async def auth(ws: hybi.ServerConnection, request: hybi.Request) -> hybi.Response | None:
+            if request.headers.get("Authorization") != "Bearer ok":
+                return hybi.Response(401, "Unauthorized", hybi.Headers([("WWW-Authenticate", "Bearer")]), b"no\n")
+            return None
+
+        async with echo_server(process_request=auth) as url:
+            with pytest.raises(hybi.InvalidStatus) as caught:
+                await hybi.connect(url)
+            assert caught.value.response.status == 401
+            assert caught.value.response.headers.get("WWW-Authenticate") == "Bearer"
+            async with hybi.connect(url, extra_headers=[("Authorization", "Bearer ok")]) as ws:
+                await ws.send("in")
+                assert await ws.recv() == "in"
+
+    run(main())
+
+
+def test_origin_check() -> None:
+    async def main() -> None:
+        async with echo_server(origins=["https://good.example"]) as url:
+            for version in (13, 8):
+                async with hybi.connect(url, versions=[version], origin="https://good.example") as ws:
+                    assert ws.version == version
+                with pytest.raises(hybi.InvalidStatus) as caught:
+                    await hybi.connect(url, versions=[version], origin="https://evil.example")
+                assert caught.value.response.status == 403
+
+    run(main())
+
+
+def test_select_subprotocol_hook() -> None:
+    async def main() -> None:
+        def pick(ws: hybi.ServerConnection, offered: Sequence[str]) -> str | None:
+            return offered[-1] if offered else None
+
+        async with echo_server(select_subprotocol=pick) as url, hybi.connect(url, subprotocols=["a", "b"]) as ws:
+            assert ws.subprotocol == "b"
+
+    run(main())
+
+
+# -- section 4.4: the client's retry ---------------------------------------------------------
+
+
+class FakeServer:
+    """Answers a refusal of a fixed form to every version it does not accept; completes
+    the handshake (and echoes) for the ones it does."""
+
+    def __init__(self, status: int, fields: Sequence[str], accepts: str | None, body: bytes = b"") -> None:
+        self.status = status
+        self.fields = fields
+        self.accepts = accepts
+        self.body = body
+        self.requests: list[str | None] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        parsed = parse_request_head(head)
+        assert parsed is not None
+        request = parsed[0]
+        version = request.headers.get("Sec-WebSocket-Version")
+        self.requests.append(version)
+        if self.accepts is not None and version in self.accepts.split(","):
+            handshake = ServerHandshake(self.accepts)
+            handshake.receive_data(head)
+            reply, accepted = handshake.accept(request, handshake.negotiate(request))
+            writer.write(reply)
+            await self.echo(accepted.session, reader, writer)
+        else:
+            headers = Headers([("Sec-WebSocket-Version", value) for value in self.fields])
+            headers.add("Content-Length", str(len(self.body)))
+            writer.write(Response(self.status, "Refused", headers, self.body).serialize())
+        writer.close()
+
+    @staticmethod
+    async def echo(session: Session, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            for event in session.receive_data(data):
+                if isinstance(event, str):
+                    session.send_text(event)
+                elif isinstance(event, bytes):
+                    session.send_binary(event)
+            writer.write(session.data_to_send())
+            if session.state is State.CLOSED:
+                return
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[str]:
+        server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
+        async with server:
+            yield f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+
+
+# (who sends it, status, header fields, versions the server really accepts, client versions, expected)
+RETRY_CASES = [
+    ("Netty / WebSocket-Node", 426, ["13"], "13", "8,13", "13"),
+    ("ascending order, as Tornado lists", 426, ["7, 8"], "7,8", "13,8,7", "8"),
+    ("client preference beats server order", 426, ["8, 7"], "8,7", "13,7,8", "7"),
+    ("autobahn, no space", 400, ["13,8"], "13,8", "7,8,13", "8"),
+    ("ws", 400, ["13, 8"], "13,8", "7,13,8", "13"),
+    ("gorilla / Jetty 9", 400, ["13"], "13", "7,13", "13"),
+    ("Jetty 8, unknown versions listed", 400, ["13, 8, 6, 0"], "13,8", "7,8", "8"),
+    ("Ratchet 0.3", 400, ["13, 6, 0"], "13", "8,13", "13"),
+    ("repeated fields", 400, ["13", "8"], "13,8", "7,8,13", "8"),
+    ("repeated fields with lists", 426, ["8, 13", "13"], "13,8", "7,13,8", "13"),
+    ("extra spaces", 426, ["  8 ,  13 "], "8,13", "7,13,8", "13"),
+]
+
+
+@pytest.mark.parametrize(
+    ("who", "status", "fields", "accepts", "client", "expected"), RETRY_CASES, ids=[c[0] for c in RETRY_CASES]
+)
+def test_retry_with_the_best_common_version(
+    who: str, status: int, fields: list[str], accepts: str, client: str, expected: str
+) -> None:
+    async def main() -> None:
+        fake = FakeServer(status, fields, accepts)
+        async with fake.running() as url, hybi.connect(url, versions=client) as ws:
+            assert str(ws.version) == expected
+            first = client.split(",", maxsplit=1)[0]
+            assert fake.requests == [first, expected]
+            assert [(a.version, a.status) for a in ws.handshake_attempts] == [(first, status), (expected, 101)]
+            await ws.send("after retry")
+            assert await ws.recv() == "after retry"
+
+    run(main())
+
+
+def test_no_common_version_names_both_lists() -> None:
+    async def main() -> None:
+        fake = FakeServer(426, ["13"], "13")
+        async with fake.running() as url:
+            with pytest.raises(hybi.NoCommonVersion) as caught:
+                await hybi.connect(url, versions="8,7")
+        error = caught.value
+        assert str(error) == "no WebSocket version in common: client offers 8, 7; server accepts 13"
+        assert error.client_versions == ("8", "7")
+        assert error.server_versions == (13,)
+        assert fake.requests == ["8"]
+
+    run(main())
+
+
+def test_refusal_without_a_list_names_both_sides() -> None:
+    async def main() -> None:
+        fake = FakeServer(400, [], None, body=b"Unsupported version: 8\n")
+        async with fake.running() as url:
+            with pytest.raises(hybi.NoCommonVersion) as caught:
+                await hybi.connect(url, versions="8,13")
+        message = str(caught.value)
+        assert "refused version 8 with 400 Refused (Unsupported version: 8)" in message
+        assert "client offers 8, 13; server accepts (not listed)" in message
+        assert fake.requests == ["8"]
+
+    run(main())
+
+
+def test_never_retries_twice() -> None:
+    """A server that lists 13 yet refuses it too gets two requests, not a loop."""
+
+    async def main() -> None:
+        fake = FakeServer(426, ["13"], None)
+        async with fake.running() as url:
+            with pytest.raises(hybi.InvalidStatus) as caught:
+                await hybi.connect(url, versions="8,13")
+        assert fake.requests == ["8", "13"]
+        assert caught.value.response.status == 426
+
+    run(main())
+
+
+def test_refusal_of_a_listed_version_is_not_a_version_problem() -> None:
+    """A server that refuses version 8 while listing 8 refused something else: no retry."""
+
+    async def main() -> None:
+        fake = FakeServer(400, ["8, 13"], "13")
+        async with fake.running() as url:
+            with pytest.raises(hybi.InvalidStatus) as caught:
+                await hybi.connect(url, versions="8,13")
+        assert not isinstance(caught.value, hybi.NoCommonVersion)
+        assert fake.requests == ["8"]
+
+    run(main())
+
+
+@pytest.mark.parametrize("status", [403, 404, 500, 302])
+def test_other_refusals_are_not_retried(status: int) -> None:
+    async def main() -> None:
+        fake = FakeServer(status, ["13"], "13")
+        async with fake.running() as url:
+            with pytest.raises(hybi.InvalidStatus) as caught:
+                await hybi.connect(url, versions="8,13")
+        assert caught.value.response.status == status
+        assert not isinstance(caught.value, hybi.NoCommonVersion)
+        assert fake.requests == ["8"]
+
+    run(main())
+
+
+def test_against_a_real_hybi_server_with_fewer_versions() -> None:
+    async def main() -> None:
+        async with echo_server(versions=(7,)) as url, hybi.connect(url, versions="all") as ws:
+            assert ws.version == 7
+            assert [(a.version, a.status, a.server_versions) for a in ws.handshake_attempts] == [
+                ("13", 426, (7,)),
+                ("7", 101, ()),
+            ]
+
+    run(main())
+
+
+def test_server_that_drops_the_connection() -> None:
+    async def main() -> None:
+        async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.close()
+
+        server = await asyncio.start_server(drop, "127.0.0.1", 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            with pytest.raises(hybi.InvalidHandshake, match="connection closed during the opening handshake"):
+                await hybi.connect(f"ws://127.0.0.1:{port}/")
+
+    run(main())
+
+
+def test_open_timeout() -> None:
+    async def main() -> None:
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read()
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            with pytest.raises(TimeoutError):
+                await hybi.connect(f"ws://127.0.0.1:{port}/", open_timeout=0.2)
+
+    run(main())
+
+
+def test_bad_accept_from_a_server() -> None:
+    async def main() -> None:
+        async def liar(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Accept: " + accept_value("AAAAAAAAAAAAAAAAAAAAAA==").encode() + b"\r\n\r\n"
+            )
+            await reader.read()
+
+        server = await asyncio.start_server(liar, "127.0.0.1", 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            with pytest.raises(hybi.InvalidHandshake, match="Sec-WebSocket-Accept"):
+                await hybi.connect(f"ws://127.0.0.1:{port}/")
+
+    run(main())
+
+
+# -- flow control and write coalescing ---------------------------------------------------------
+
+
+def test_replies_to_one_read_leave_in_one_write() -> None:
+    """Echoes of every message one read delivered are written together."""
+
+    async def main() -> None:
+        writes: list[int] = []
+
+        async def counting_echo(ws: hybi.ServerConnection) -> None:
+            assert ws.transport is not None
+            original = ws.transport.write
+
+            def write(data: bytes | bytearray | memoryview) -> None:
+                writes.append(len(data))
+                original(data)
+
+            ws.transport.write = write  # type: ignore[method-assign]
+            await echo(ws)
+
+        async with echo_server(counting_echo) as url, hybi.connect(url) as ws:
+            await asyncio.sleep(0.05)
+            for index in range(50):
+                await ws.send(f"message {index}")  # all queued in one turn: one client write
+            for index in range(50):
+                assert await ws.recv() == f"message {index}"
+            assert 1 <= len(writes) <= 3, writes
+
+    run(main())
+
+
+def test_reading_pauses_when_the_queue_is_full() -> None:
+    async def main() -> None:
+        async def flood(ws: hybi.ServerConnection) -> None:
+            for index in range(200):
+                await ws.send(str(index))
+            await ws.wait_closed()
+
+        async with echo_server(flood) as url, hybi.connect(url, max_queue=8) as ws:
+            await asyncio.sleep(0.2)
+            assert ws.transport is not None and not ws.transport.is_reading()
+            received = [await ws.recv() for _ in range(200)]
+            assert received == [str(i) for i in range(200)]
+
+    run(main())
+
+
+def test_large_sends_wait_for_the_peer() -> None:
+    async def main() -> None:
+        async with echo_server(max_size=None) as url, hybi.connect(url, max_size=None) as ws:
+            payload = bytes(8 << 20)
+            sender = asyncio.create_task(ws.send(payload))
+            assert await ws.recv() == payload
+            await sender
+
+    run(main())
+
+
+def test_concurrent_recv_is_refused() -> None:
+    async def main() -> None:
+        async with echo_server() as url, hybi.connect(url) as ws:
+            first = asyncio.create_task(ws.recv())
+            await asyncio.sleep(0.01)
+            with pytest.raises(RuntimeError, match="already waiting"):
+                await ws.recv()
+            await ws.send("x")
+            assert await first == "x"
+
+    run(main())
+
+
+def test_bad_uris() -> None:
+    for uri in ("http://x/", "ws://x/#frag", "ws:///path", "ws://user:pw@x/"):
+        with pytest.raises(ValueError):
+            hybi.connect(uri)
