@@ -59,6 +59,21 @@ def test_echo_text_and_binary_in_every_version(version: int) -> None:
     run(main())
 
 
+def test_echo_on_uvloop() -> None:
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> None:
+        async with echo_server() as url, hybi.connect(url, versions="8,13") as ws:
+            await ws.send("on uvloop")
+            assert await ws.recv() == "on uvloop"
+            await ws.send(bytes(70000))
+            assert await ws.recv() == bytes(70000)
+            await (await ws.ping())
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(asyncio.wait_for(main(), 20))
+
+
 def test_issue_example_negotiates_version_8() -> None:
     async def main() -> None:
         async with hybi.serve(echo, "127.0.0.1", 0, versions=(13, 8, 7)) as server:  # noqa: SIM117 - needs server.port

@@ -9,7 +9,7 @@ import os
 import signal
 import stat
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
@@ -252,11 +252,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed, else asyncio's own."""
+    try:
+        import uvloop  # noqa: PLC0415 - optional
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     runner = {"serve": _serve, "connect": _connect, "probe": _probe}[args.command]
     try:
-        return asyncio.run(runner(args))
+        with asyncio.Runner(loop_factory=_loop_factory()) as loop_runner:
+            return loop_runner.run(runner(args))
     except KeyboardInterrupt:
         return 0
 

@@ -15,7 +15,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
-from typing import Any
+from typing import Any, cast
 
 from hybi.exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, InvalidState
 from hybi.sansio.dialects import Dialect, Session
@@ -114,8 +114,8 @@ class Connection(asyncio.Protocol):
     # -- asyncio.Protocol ----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
         self.remote_address = transport.get_extra_info("peername")
 
     def pause_writing(self) -> None:

@@ -1,0 +1,44 @@
+# make serve  - run the echo server with its browser page (HOST, PORT, VERSIONS may be set)
+# make test   - lint, type-check and run every test, interop peers included
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+HOST     ?= 127.0.0.1
+PORT     ?= 8765
+VERSIONS ?= 13,8,7
+
+.PHONY: serve test lint typecheck pytest peers bench clean
+
+$(VENV)/.runtime: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test: $(VENV)/.runtime pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+interop/node/node_modules/.installed: interop/node/package.json scripts/install-peers.sh
+	bash scripts/install-peers.sh
+	touch $@
+
+serve: $(VENV)/.runtime
+	$(BIN)/hybi serve --host $(HOST) --port $(PORT) --versions $(VERSIONS)
+
+peers: interop/node/node_modules/.installed
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+typecheck: $(VENV)/.test
+	$(BIN)/mypy
+
+pytest: $(VENV)/.test peers
+	HYBI_REQUIRE_INTEROP=1 $(BIN)/python -m pytest
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) interop/node/node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

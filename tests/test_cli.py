@@ -1,0 +1,142 @@
+"""The `hybi` command, run as a user would run it."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+import hybi
+from conftest import run
+
+HYBI = [sys.executable, "-m", "hybi"]
+
+
+@contextmanager
+def hybi_serve(*args: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """Start `hybi serve` on a free port; yield its ws:// URL; stop it with SIGINT."""
+    process = subprocess.Popen(
+        [*HYBI, "serve", "--port", "0", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        match = re.search(r"ws://127\.0\.0\.1:\d+/", first)
+        assert match, f"unexpected first line {first!r}; stderr: {process.stderr.read() if process.stderr else ''}"
+        yield match.group(0), process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def hybi_run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*HYBI, *args], input=stdin, capture_output=True, text=True, timeout=30, check=False)
+
+
+def test_serve_connect_echo() -> None:
+    with hybi_serve() as (url, _):
+        result = hybi_run("connect", url, stdin="hello\nwörld\n\nlast line\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["hello", "wörld", "", "last line"]
+    assert "connected with version 13" in result.stderr
+    assert "closed with code 1000" in result.stderr
+
+
+def test_connect_reports_the_retry() -> None:
+    with hybi_serve("--versions", "13") as (url, _):
+        result = hybi_run("connect", url, "--versions", "8,13", stdin="x\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "x\n"
+    assert "connected with version 13 (after version 8 was refused with 426; server listed 13)" in result.stderr
+
+
+def test_connect_without_a_common_version_fails_clearly() -> None:
+    with hybi_serve("--versions", "13,8") as (url, _):
+        result = hybi_run("connect", url, "--versions", "7", stdin="x\n")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "no WebSocket version in common: client offers 7; server accepts 13, 8" in result.stderr
+
+
+def test_connect_to_nothing_fails_clearly() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    result = hybi_run("connect", f"ws://127.0.0.1:{port}/")
+    assert result.returncode == 1
+    assert "handshake failed" in result.stderr
+
+
+def test_bad_versions_argument() -> None:
+    result = hybi_run("connect", "ws://127.0.0.1:1/", "--versions", "13,99")
+    assert result.returncode == 2
+    assert "unknown WebSocket version '99'" in result.stderr
+
+
+def test_probe_reports_accepted_and_listed_versions() -> None:
+    with hybi_serve("--versions", "8,7") as (url, _):
+        result = hybi_run("probe", url, "--json")
+        text = hybi_run("probe", url)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["accepted"] == ["8", "7"]
+    assert report["listed"] == [8, 7]
+    assert report["versions"]["13"] == {
+        "result": "refused",
+        "status": 426,
+        "listed": [8, 7],
+        "reason": "Upgrade Required",
+    }
+    assert report["versions"]["8"]["result"] == "accepted"
+    assert "version  13: refused with 426 Upgrade Required; listed 8, 7" in text.stdout
+    assert "accepted by a real 101: 8, 7" in text.stdout
+
+
+def test_probe_of_nothing_exits_non_zero() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    result = hybi_run("probe", f"ws://127.0.0.1:{port}/", "--json")
+    assert result.returncode == 1
+    assert all(v["result"] == "error" for v in json.loads(result.stdout)["versions"].values())
+
+
+def test_browser_page() -> None:
+    with hybi_serve() as (url, _):
+        http_url = url.replace("ws://", "http://")
+        with urllib.request.urlopen(http_url, timeout=10) as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"].startswith("text/html")
+            page = response.read().decode()
+        assert "new WebSocket(" in page
+        assert "location.host" in page
+
+
+def test_ctrl_c_closes_connections_with_1001() -> None:
+    async def client(url: str, process: subprocess.Popen[str]) -> int:
+        async with hybi.connect(url) as ws:
+            await ws.send("ping")
+            assert await ws.recv() == "ping"
+            process.send_signal(signal.SIGINT)
+            with pytest.raises(hybi.ConnectionClosedOK) as caught:
+                await ws.recv()
+            return caught.value.code
+
+    with hybi_serve() as (url, process):
+        assert run(client(url, process)) == 1001
+        assert process.wait(timeout=15) == 0
+        assert process.stderr is not None
+        assert "closing 1 connection(s) with 1001" in process.stderr.read()
