@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
 # Installs the WebSocket implementations of other projects that the interop tests talk to:
-# Node's "ws" and "websocket" from the npm registry (versions pinned in interop/node/package.json).
+# Node's "ws" and "websocket" and playwright-core (to drive a browser) from the npm registry,
+# versions pinned in interop/node/package.json; Debian's Chromium, the browser itself.
 # The Python peer (the websockets package) comes with `pip install -e '.[test]'`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+apt_install() {
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "install-peers: installing Node.js and npm with apt-get"
+        echo "install-peers: installing $* with apt-get"
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
     else
-        echo "install-peers: node and npm are needed; install Node.js first" >&2
+        echo "install-peers: $* needed; install it (Debian: apt-get install $*)" >&2
         exit 1
     fi
+}
+
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    apt_install nodejs npm
+fi
+if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+    apt_install chromium
 fi
 
 echo "install-peers: node $(node --version), npm $(npm --version 2>/dev/null)"
@@ -21,3 +29,4 @@ echo "install-peers: node $(node --version), npm $(npm --version 2>/dev/null)"
 npm install --prefix interop/node --no-package-lock --no-audit --no-fund --loglevel=error
 node -e "require('./interop/node/node_modules/ws'); require('./interop/node/node_modules/websocket')"
 echo "install-peers: ws $(node -p "require('./interop/node/node_modules/ws/package.json').version"), websocket $(node -p "require('./interop/node/node_modules/websocket/package.json').version")"
+echo "install-peers: $("${CHROMIUM:-chromium}" --version 2>/dev/null || echo 'chromium (version unknown)')"
