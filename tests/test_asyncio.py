@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -623,3 +624,24 @@ def test_bad_uris() -> None:
     for uri in ("http://x/", "ws://x/#frag", "ws:///path", "ws://user:pw@x/"):
         with pytest.raises(ValueError):
             hybi.connect(uri)
+
+
+def test_tls() -> None:
+    trustme = pytest.importorskip("trustme")
+    authority = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("localhost").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    authority.configure_trust(client_context)
+
+    async def main() -> None:
+        async with echo_server(ssl=server_context) as url:
+            secure = url.replace("ws://127.0.0.1", "wss://localhost")
+            async with hybi.connect(secure, ssl=client_context, versions="8,13") as ws:
+                await ws.send("over TLS")
+                assert await ws.recv() == "over TLS"
+                assert ws.transport is not None and ws.transport.get_extra_info("ssl_object") is not None
+            with pytest.raises(ssl.SSLCertVerificationError):
+                await hybi.connect(secure)  # the default context does not trust the test CA
+
+    run(main())
