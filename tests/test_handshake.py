@@ -287,10 +287,13 @@ def test_choose_retry(client: str, tried: str, listed: list[int], chosen: str | 
 
 
 def test_resolve_versions() -> None:
-    assert [d.name for d in resolve_versions("all")] == ["13", "8", "7"]
+    assert [d.name for d in resolve_versions("all")] == ["13", "8", "7", "6", "5", "hybi-02", "hixie-76", "hixie-75"]
+    assert [d.name for d in resolve_versions("hybi-00, 75, hybi-03")] == ["hixie-76", "hixie-75", "hybi-02"]
     assert [d.name for d in resolve_versions([8, "13", 8])] == ["8", "13"]
     assert [d.name for d in resolve_versions("7, 13")] == ["7", "13"]
-    with pytest.raises(ValueError, match=r"unknown WebSocket version '9'.*known: 13, 8, 7"):
+    with pytest.raises(
+        ValueError, match=r"unknown WebSocket version '9'.*known: 13, 8, 7, 6, 5, hybi-02, hixie-76, hixie-75"
+    ):
         resolve_versions("13,9")
     with pytest.raises(ValueError, match="no WebSocket version"):
         resolve_versions([])

@@ -22,8 +22,10 @@ from hybi.exceptions import (
     InvalidHTTP,
     InvalidState,
     InvalidStatus,
+    LegacyAnswer,
     NoCommonVersion,
     ProtocolError,
+    UnsupportedFeature,
 )
 from hybi.sansio import ALL_VERSIONS, DEFAULT_VERSIONS, Headers, Request, Response
 
@@ -47,12 +49,14 @@ __all__ = [
     "InvalidHandshake",
     "InvalidState",
     "InvalidStatus",
+    "LegacyAnswer",
     "NoCommonVersion",
     "ProtocolError",
     "Request",
     "Response",
     "Server",
     "ServerConnection",
+    "UnsupportedFeature",
     "__version__",
     "connect",
     "serve",

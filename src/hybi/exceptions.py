@@ -25,8 +25,10 @@ __all__ = [
     "InvalidHandshake",
     "InvalidState",
     "InvalidStatus",
+    "LegacyAnswer",
     "NoCommonVersion",
     "ProtocolError",
+    "UnsupportedFeature",
 ]
 
 
@@ -119,6 +121,23 @@ class NoCommonVersion(InvalidStatus):
         self.args = (message,)
         self.client_versions = tuple(client_versions)
         self.attempts = tuple(attempts)
+
+
+class UnsupportedFeature(HybiError):
+    """The negotiated dialect has no such feature (binary messages, pings or close codes in
+    the hixie drafts, for example); the message names the dialect."""
+
+
+class LegacyAnswer(InvalidHandshake):
+    """A server answered a versioned request in the manner of a pre-version draft.
+
+    `dialect` names the draft its answer shows ("hixie-76" or "hixie-75"); a client that
+    speaks it may retry with it.
+    """
+
+    def __init__(self, message: str, dialect: str) -> None:
+        super().__init__(message)
+        self.dialect = dialect
 
 
 class InvalidState(HybiError):

@@ -15,7 +15,14 @@ from types import TracebackType
 from typing import Any
 
 from hybi.aio.connection import Connection
-from hybi.exceptions import HandshakeAttempt, HandshakeError, InvalidHandshake, InvalidStatus, NoCommonVersion
+from hybi.exceptions import (
+    HandshakeAttempt,
+    HandshakeError,
+    InvalidHandshake,
+    InvalidStatus,
+    LegacyAnswer,
+    NoCommonVersion,
+)
 from hybi.sansio.dialects import DEFAULT_VERSIONS, Dialect, VersionSpec, resolve_versions
 from hybi.sansio.events import Role
 from hybi.sansio.handshake import ClientHandshake
@@ -65,8 +72,14 @@ class ClientConnection(Connection):
         self.subprotocol = accepted.subprotocol
         self.response = accepted.response
         self._open(accepted.session, self.handshake.trailing)
-        if not self.opened.done():
-            self.opened.set_result(None)
+
+    def _check_ready(self) -> None:
+        super()._check_ready()
+        if self.ready.done() and not self.opened.done():
+            if self.ready.exception() is not None:
+                self.opened.set_exception(self.ready.exception())  # type: ignore[arg-type]
+            else:
+                self.opened.set_result(None)
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
@@ -137,6 +150,7 @@ class connect:  # noqa: N801 - used like a function, as in `async with connect(.
             extra_headers=Headers(self.extra_headers),
             limits=self.limits,
             max_message_size=self.max_size,
+            secure=self.uri.secure,
         )
         loop = asyncio.get_running_loop()
         _, connection = await loop.create_connection(
@@ -155,7 +169,13 @@ class connect:  # noqa: N801 - used like a function, as in `async with connect(.
         return connection
 
     async def _connect(self) -> ClientConnection:
-        """Section 4.4: one attempt, and at most one retry with a version the server listed."""
+        """Section 4.4: one attempt, and at most one retry with a version the server listed.
+
+        A server that answers a versioned request in the manner of hixie-76 or hixie-75
+        (a 101 naming its URL in `Sec-WebSocket-Location` or `WebSocket-Location`, and no
+        `Sec-WebSocket-Accept`) shows it speaks only the old drafts: the retry then uses
+        that draft, if the client speaks it. A list naming 0 (hybi-00) means hixie-76.
+        """
         attempts: list[HandshakeAttempt] = []
         tried: list[Dialect] = []
         dialect = self.dialects[0]
@@ -163,10 +183,17 @@ class connect:  # noqa: N801 - used like a function, as in `async with connect(.
             tried.append(dialect)
             try:
                 connection = await self._attempt(dialect)
+            except LegacyAnswer as answer:
+                attempts.append(HandshakeAttempt(dialect.name, 101, (), str(answer)))
+                legacy = next((d for d in self.dialects if d.name == answer.dialect), None)
+                if legacy is None or len(tried) > 1 or legacy in tried:
+                    raise
+                dialect = legacy
+                continue
             except InvalidStatus as refusal:
                 status = refusal.response.status
                 attempts.append(HandshakeAttempt(dialect.name, status, refusal.server_versions, str(refusal)))
-                if status not in _VERSION_REFUSALS or dialect.version in refusal.server_versions:
+                if status not in _VERSION_REFUSALS or dialect.listed_as in refusal.server_versions:
                     raise  # refused for another reason than its version
                 retry = choose_retry(self.dialects, tried, refusal.server_versions) if len(tried) == 1 else None
                 if retry is None:

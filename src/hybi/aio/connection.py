@@ -17,7 +17,14 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any, cast
 
-from hybi.exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, InvalidState
+from hybi.exceptions import (
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    InvalidHandshake,
+    InvalidState,
+    UnsupportedFeature,
+)
 from hybi.sansio.dialects import Dialect, Session
 from hybi.sansio.events import CloseReceived, ConnectionFailed, Pong, Role, State
 from hybi.sansio.http import Headers, Request, Response
@@ -72,12 +79,16 @@ class Connection(asyncio.Protocol):
         self.connection_lost_waiter: asyncio.Future[None] = self.loop.create_future()
         self._keepalive_task: asyncio.Task[None] | None = None
         self._close_timer: asyncio.TimerHandle | None = None
+        self.ready: asyncio.Future[None] = self.loop.create_future()
+        """Done once the session may carry messages (after the hixie-76 challenge)."""
 
     # -- what the handshake agreed -------------------------------------------------------
 
     @property
     def version(self) -> int | str | None:
-        """The negotiated protocol version: 13, 8 or 7 (None before the handshake)."""
+        """The negotiated version: its number (13, 8, 7, 6, 5) or, for the drafts before
+        version numbers, its name ("hybi-02", "hixie-76", "hixie-75"); None before the
+        handshake."""
         if self.dialect is None:
             return None
         return self.dialect.version if self.dialect.version is not None else self.dialect.name
@@ -129,6 +140,10 @@ class Connection(asyncio.Protocol):
         self._drain_waiters.clear()
 
     def eof_received(self) -> bool | None:
+        if self.session is not None:
+            for event in self.session.receive_eof():
+                if type(event) is CloseReceived:
+                    self._closing_handshake_done()
         return None  # the transport closes itself; connection_lost follows
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -140,6 +155,9 @@ class Connection(asyncio.Protocol):
         if self._keepalive_task is not None:
             self._keepalive_task.cancel()
         self._wake_reader()
+        if not self.ready.done():
+            self.ready.set_exception(self._close_exc)
+            self.ready.exception()
         for waiter, _ in self._pings.values():
             if not waiter.done():
                 waiter.set_exception(self._close_exc)
@@ -153,7 +171,7 @@ class Connection(asyncio.Protocol):
         session = self.session
         sent = session.close_sent[0] if session is not None and session.close_sent is not None else None
         received = session.close_received if session is not None else None
-        failure: ConnectionFailed | None = getattr(session, "failure", None)
+        failure: ConnectionFailed | None = session.failure if session is not None else None
         if failure is not None:
             return ConnectionClosedError(1006, "", sent, f"{failure.reason}; sent close code {failure.code}")
         if received is None:
@@ -175,6 +193,18 @@ class Connection(asyncio.Protocol):
             self._keepalive_task = self.loop.create_task(self._keepalive())
         if trailing:
             self._handle_data(trailing)
+        else:
+            self._check_ready()
+
+    def _check_ready(self) -> None:
+        session = self.session
+        if self.ready.done() or session is None:
+            return
+        if session.ready:
+            self.ready.set_result(None)
+        elif session.failure is not None:
+            self.ready.set_exception(InvalidHandshake(session.failure.reason))
+            self.ready.exception()
 
     def _handle_data(self, data: bytes) -> None:
         session = self.session
@@ -190,6 +220,8 @@ class Connection(asyncio.Protocol):
             elif kind is CloseReceived or kind is ConnectionFailed:
                 self._closing_handshake_done()
         self._flush()
+        if not self.ready.done():
+            self._check_ready()
         if messages:
             self._wake_reader()
             if len(messages) >= self.max_queue and not self._reading_paused and self.transport is not None:
@@ -200,7 +232,7 @@ class Connection(asyncio.Protocol):
         """Section 7.1.1: the server closes TCP first; a client waits a while for it to."""
         if self.transport is None:
             return
-        if self.role is Role.SERVER or (self.session is not None and getattr(self.session, "failure", None)):
+        if self.role is Role.SERVER or (self.session is not None and self.session.failure is not None):
             self.loop.call_soon(self._close_transport)
         elif self._close_timer is None:
             self._close_timer = self.loop.call_later(self.close_timeout, self._close_transport)
@@ -257,7 +289,7 @@ class Connection(asyncio.Protocol):
         if session is None:
             raise InvalidState("the opening handshake has not completed")
         if session.state is not State.OPEN:
-            if session.close_received is None and getattr(session, "failure", None) is None:
+            if session.close_received is None and session.failure is None:
                 raise InvalidState("the closing handshake is in progress")
             raise self._closed_exception(None)
         return session
@@ -380,13 +412,16 @@ class Connection(asyncio.Protocol):
                 await asyncio.sleep(self.ping_interval)
                 if self.session is None or self.session.state is not State.OPEN:
                     return
-                pong = await self.ping()
+                try:
+                    pong = await self.ping()
+                except UnsupportedFeature:
+                    return  # the dialect has no ping (hixie)
                 if self.ping_timeout is not None:
                     try:
                         await asyncio.wait_for(asyncio.shield(pong), self.ping_timeout)
                     except TimeoutError:
                         self._failure_detail = f"no pong within {self.ping_timeout} s of a keepalive ping"
-                        await self.close(1011, "keepalive ping timeout")
+                        await self._close_anyhow(1011, "keepalive ping timeout")
                         return
         except ConnectionClosed:
             return
@@ -400,11 +435,21 @@ class Connection(asyncio.Protocol):
         dropped.
         """
         if self.session is not None and self.session.state is State.OPEN and self._close_exc is None:
-            self.session.send_close(code, reason)
+            session: Session = self.session
+            session.send_close(code, reason)
             self._flush()
+            if session.state is State.CLOSED:  # hixie-75: closing TCP is the close
+                self._close_transport()
         elif self.transport is not None and self.session is None:
             self.transport.close()
         await self.wait_closed()
+
+    async def _close_anyhow(self, code: int, reason: str) -> None:
+        """Close for the library's own reasons (shutdown 1001, handler error 1011, keepalive),
+        without a status where the dialect's close frames carry none."""
+        if self.session is not None and not self.session.close_status_supported:
+            code, reason = 1000, ""
+        await self.close(code, reason)
 
     async def wait_closed(self) -> None:
         """Wait until the TCP connection has ended, dropping it after `close_timeout`."""

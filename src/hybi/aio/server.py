@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import Any
 
 from hybi.aio.connection import Connection, logger
-from hybi.exceptions import ConnectionClosed, HandshakeRejected
+from hybi.exceptions import ConnectionClosed, HandshakeRejected, HybiError
 from hybi.sansio.dialects import DEFAULT_VERSIONS, VersionSpec, resolve_versions
 from hybi.sansio.dialects.keyaccept import bad_request
 from hybi.sansio.events import Role
@@ -44,6 +44,7 @@ class ServerConnection(Connection):
             subprotocols=options.subprotocols,
             limits=options.limits,
             max_message_size=options.max_size,
+            secure=server.secure,
         )
         self._handshake_task: asyncio.Task[None] | None = None
         self._open_timer: asyncio.TimerHandle | None = None
@@ -126,12 +127,19 @@ class ServerConnection(Connection):
         self._open(accepted.session, self._handshake.trailing)
         self.transport.resume_reading()
         try:
+            # hixie-76: key3 may come only after the 101 head (proxies hold it back until then).
+            await asyncio.wait_for(asyncio.shield(self.ready), options.open_timeout)
+        except (TimeoutError, HybiError) as error:
+            self._failure_detail = f"opening handshake not completed: {error or 'timed out'}"
+            self.transport.abort()
+            return
+        try:
             await self.server.handler(self)
         except ConnectionClosed:
             pass  # the peer closed or dropped the connection while the handler used it
         except Exception:
             logger.exception("connection handler failed")
-            await self.close(1011, "internal error")
+            await self._close_anyhow(1011, "internal error")
         else:
             await self.close()
 
@@ -179,6 +187,7 @@ class Server:
         self.connections: set[ServerConnection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.server: asyncio.Server | None = None
+        self.secure = False
 
     @property
     def sockets(self) -> tuple[Any, ...]:
@@ -198,7 +207,7 @@ class Server:
                 if connection.transport is not None:
                     connection.transport.abort()
             else:
-                task = connection.loop.create_task(connection.close(code, reason))
+                task = connection.loop.create_task(connection._close_anyhow(code, reason))
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
 
@@ -246,6 +255,7 @@ class serve:  # noqa: N801 - used like a function, as in `async with serve(...)`
         **options: Any,
     ) -> None:
         self._server = Server(handler, versions, ServerOptions(**options))
+        self._server.secure = ssl is not None
         self._host = host
         self._port = port
         self._ssl = ssl

@@ -61,8 +61,10 @@ class ServerHandshake:
         subprotocols: Sequence[str] = (),
         limits: HTTPLimits = DEFAULT_LIMITS,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        secure: bool = False,
     ) -> None:
         self.dialects = resolve_versions(versions)
+        self.secure = secure
         self.subprotocols = tuple(subprotocols)
         self.limits = limits
         self.max_message_size = max_message_size
@@ -123,8 +125,8 @@ class ServerHandshake:
         Bytes that arrived after the request head are in `trailing`: the caller feeds them
         to the session next.
         """
-        response = dialect.accept_response(request, subprotocol, extra_headers or Headers())
-        session = dialect.new_session(Role.SERVER, max_message_size=self.max_message_size)
+        response = dialect.accept_response(request, subprotocol, extra_headers or Headers(), secure=self.secure)
+        session = dialect.new_session(Role.SERVER, max_message_size=self.max_message_size, request=request)
         return response.serialize(), Accepted(session, dialect, subprotocol, request, response)
 
 
@@ -142,12 +144,18 @@ class ClientHandshake:
         extra_headers: Headers | None = None,
         limits: HTTPLimits = DEFAULT_LIMITS,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        secure: bool = False,
     ) -> None:
         self.dialect = dialect
         self.limits = limits
         self.max_message_size = max_message_size
         self.offer: ClientOffer = dialect.client_request(
-            resource, host, origin=origin, subprotocols=subprotocols, extra_headers=extra_headers or Headers()
+            resource,
+            host,
+            origin=origin,
+            subprotocols=subprotocols,
+            extra_headers=extra_headers or Headers(),
+            secure=secure,
         )
         self.response: Response | None = None
         self.accepted: Accepted | None = None
@@ -159,7 +167,8 @@ class ClientHandshake:
         return self.offer.request
 
     def request_bytes(self) -> bytes:
-        return self.offer.request.serialize()
+        """The request head and, for hixie-76, the 8 bytes of key3 after it."""
+        return self.offer.request.serialize() + self.offer.body
 
     def _refuse(self) -> Accepted | None:
         """Raise InvalidStatus once the refusal's body (up to 64 KiB) is in."""
@@ -204,6 +213,6 @@ class ClientHandshake:
         if response.status != 101:
             return self._refuse()
         subprotocol = self.dialect.check_response(self.offer, response)
-        session = self.dialect.new_session(Role.CLIENT, max_message_size=self.max_message_size)
+        session = self.dialect.new_session(Role.CLIENT, max_message_size=self.max_message_size, offer=self.offer)
         self.accepted = Accepted(session, self.dialect, subprotocol, self.offer.request, response)
         return self.accepted

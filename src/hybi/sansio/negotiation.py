@@ -25,7 +25,7 @@ def upgrade_required(dialects: Sequence[Dialect], reason: str) -> HandshakeRejec
     The status is 426 Upgrade Required; `Sec-WebSocket-Version` lists the numbered
     versions accepted, in the server's order of preference, and the body says why.
     """
-    listed = ", ".join(str(d.version) for d in dialects if d.version is not None)
+    listed = ", ".join(str(d.listed_as) for d in dialects if d.listed_as is not None)
     headers = Headers([("Upgrade", "websocket"), ("Connection", "Upgrade")])
     if listed:
         headers.add("Sec-WebSocket-Version", listed)
@@ -52,20 +52,38 @@ def check_upgrade_request(request: Request, dialects: Sequence[Dialect]) -> None
 
 
 def classify_request(request: Request, dialects: Sequence[Dialect]) -> Dialect:
-    """The enabled dialect a request asks for, by its `Sec-WebSocket-Version`.
+    """The enabled dialect a request asks for.
 
-    Raises the 426 rejection when the header is missing, repeated, malformed or names a
-    version not enabled; this comes before any other check of the request, so a client
-    learns the list whatever else was wrong (section 4.2.2 item 4).
+    The order is that of em-websocket, websocket-ruby and faye's websocket-driver:
+    `Sec-WebSocket-Version` names a version; else `Sec-WebSocket-Draft` means hybi-02/03;
+    else `Sec-WebSocket-Key1` and `Key2` mean hixie-76 (or hybi-01, which cannot be told
+    apart from it); else it is hixie-75. A request with a `Sec-WebSocket-Key` but no version
+    is a versioned request missing its version.
+
+    Raises the 426 rejection when the dialect is not enabled; this comes before any other
+    check of the request, so a client learns the list whatever else was wrong (RFC 6455
+    section 4.2.2 item 4).
     """
-    values = request.headers.get_all("Sec-WebSocket-Version")
-    if not values:
+    headers = request.headers
+    values = headers.get_all("Sec-WebSocket-Version")
+    if values:
+        value = values[0].strip() if len(values) == 1 else ", ".join(values)
+        for dialect in dialects:
+            if dialect.version is not None and value == str(dialect.version):
+                return dialect
+        raise upgrade_required(dialects, f"unsupported WebSocket version {value[:40]!r}")
+    if "Sec-WebSocket-Key" in headers:
         raise upgrade_required(dialects, "missing Sec-WebSocket-Version header")
-    value = values[0].strip() if len(values) == 1 else ", ".join(values)
+    if "Sec-WebSocket-Draft" in headers:
+        wanted, what = "hybi-02", f"Sec-WebSocket-Draft {(headers.get('Sec-WebSocket-Draft') or '')[:10]!r} requests"
+    elif "Sec-WebSocket-Key1" in headers and "Sec-WebSocket-Key2" in headers:
+        wanted, what = "hixie-76", "hixie-76 / hybi-00 requests (Sec-WebSocket-Key1 and Key2)"
+    else:
+        wanted, what = "hixie-75", "requests without Sec-WebSocket-Version (hixie-75)"
     for dialect in dialects:
-        if dialect.version is not None and value == str(dialect.version):
+        if dialect.name == wanted:
             return dialect
-    raise upgrade_required(dialects, f"unsupported WebSocket version {value[:40]!r}")
+    raise upgrade_required(dialects, f"missing Sec-WebSocket-Version header: {what} are not accepted")
 
 
 def parse_version_list(headers: Headers) -> list[int]:
@@ -87,9 +105,10 @@ def choose_retry(client: Sequence[Dialect], tried: Sequence[Dialect], server_ver
     """Section 4.4: the client's most preferred version that the server listed.
 
     Versions already tried are skipped: a server that lists the version it just refused
-    is not asked again. None means there is no version to retry with.
+    is not asked again. A listed 0 is hybi-00, that is hixie-76 (Jetty 8 and Ratchet 0.3
+    list it). None means there is no version to retry with.
     """
     for dialect in client:
-        if dialect.version in server_versions and dialect not in tried:
+        if dialect.listed_as is not None and dialect.listed_as in server_versions and dialect not in tried:
             return dialect
     return None

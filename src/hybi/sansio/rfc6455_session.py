@@ -40,6 +40,9 @@ class RFC6455Session:
     connection with 1009 (section 7.4.1). None means no limit.
     """
 
+    ready = True  # nothing follows the HTTP heads before frames
+    close_status_supported = True
+
     __slots__ = (
         "_buffer",
         "_close_rule",
@@ -115,6 +118,10 @@ class RFC6455Session:
         if used < len(data) and not self._done_reading:
             self._buffer += memoryview(data)[used:]
         return events
+
+    def receive_eof(self) -> list[Event]:
+        """TCP closed: without a close frame that is an abnormal closure, reported as 1006."""
+        return []
 
     def _parse(self, data: bytes, events: list[Event]) -> int:
         """Consume whole frames from `data`; return how many bytes were used."""

@@ -5,6 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from hybi.sansio.dialects.base import ClientOffer, Dialect, Session
+from hybi.sansio.dialects.hixie75 import Hixie75
+from hybi.sansio.dialects.hixie76 import Hixie76
+from hybi.sansio.dialects.hybi02 import Hybi02
+from hybi.sansio.dialects.hybi05 import Hybi05
+from hybi.sansio.dialects.hybi06 import Hybi06
 from hybi.sansio.dialects.hybi07 import Hybi07
 from hybi.sansio.dialects.hybi08 import Hybi08
 from hybi.sansio.dialects.rfc6455 import RFC6455
@@ -20,11 +25,18 @@ __all__ = [
     "resolve_versions",
 ]
 
-DIALECTS: dict[str, Dialect] = {dialect.name: dialect for dialect in (RFC6455(), Hybi08(), Hybi07())}
-"""Every dialect, newest first."""
+DIALECTS: dict[str, Dialect] = {
+    dialect.name: dialect
+    for dialect in (RFC6455(), Hybi08(), Hybi07(), Hybi06(), Hybi05(), Hybi02(), Hixie76(), Hixie75())
+}
+"""Every dialect, newest first. hybi-04 is not among them: see the README."""
+
+_ALIASES: dict[str, Dialect] = {alias: d for d in DIALECTS.values() for alias in d.aliases}
 
 ALL_VERSIONS: tuple[str, ...] = tuple(DIALECTS)
 DEFAULT_VERSIONS: tuple[str, ...] = ("13", "8", "7")
+"""The masked versions. The drafts before 7 are opt-in: their frames are not masked (or,
+in 5 and 6, masked differently), which is what exposed 2010's proxies to cache poisoning."""
 
 VersionSpec = str | int | Dialect | Iterable[str | int | Dialect]
 """How callers name versions: 13, "13", "13,8,7", "all", a dialect, or a sequence of those."""
@@ -50,7 +62,7 @@ def resolve_versions(versions: VersionSpec) -> tuple[Dialect, ...]:
                 names.append(part)
     resolved: list[Dialect] = []
     for name in names:
-        dialect = DIALECTS.get(name)
+        dialect = DIALECTS.get(name) or _ALIASES.get(name.lower())
         if dialect is None:
             raise ValueError(f"unknown WebSocket version {name!r}; known: {', '.join(ALL_VERSIONS)}, or 'all'")
         if dialect not in resolved:

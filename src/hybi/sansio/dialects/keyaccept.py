@@ -14,14 +14,14 @@ import os
 from collections.abc import Sequence
 from typing import ClassVar
 
-from hybi.exceptions import HandshakeRejected, InvalidHandshake
+from hybi.exceptions import HandshakeRejected, InvalidHandshake, LegacyAnswer
 from hybi.sansio.close import CloseCodeRule
 from hybi.sansio.dialects.base import ClientOffer, Dialect, Session
 from hybi.sansio.events import Role
 from hybi.sansio.http import Headers, Request, Response
 from hybi.sansio.rfc6455_session import RFC6455Session
 
-__all__ = ["GUID", "KeyAcceptDialect", "accept_value", "bad_request", "generate_key"]
+__all__ = ["GUID", "KeyAcceptDialect", "accept_value", "bad_request", "generate_key", "legacy_answer"]
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 """The constant that section 1.3 appends to the key (the same since hybi-04)."""
@@ -43,6 +43,22 @@ def bad_request(reason: str, status: int = 400) -> HandshakeRejected:
     body = f"{reason}\n".encode()
     headers.add("Content-Length", str(len(body)))
     return HandshakeRejected(reason, Response(status, _REASONS.get(status, "Bad Request"), headers, body))
+
+
+def legacy_answer(response: Response) -> str | None:
+    """The pre-version draft a 101 without `Sec-WebSocket-Accept` is written in, if any.
+
+    hixie-76 servers name the URL in `Sec-WebSocket-Location`, hixie-75 servers in
+    `WebSocket-Location`; a server that ignores the version header answers that way.
+    """
+    headers = response.headers
+    if response.status != 101 or "Sec-WebSocket-Accept" in headers:
+        return None
+    if "Sec-WebSocket-Location" in headers:
+        return "hixie-76"
+    if "WebSocket-Location" in headers:
+        return "hixie-75"
+    return None
 
 
 _REASONS = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 426: "Upgrade Required"}
@@ -78,7 +94,9 @@ class KeyAcceptDialect(Dialect):
     def offered_subprotocols(self, request: Request) -> list[str]:
         return request.headers.tokens("Sec-WebSocket-Protocol")
 
-    def accept_response(self, request: Request, subprotocol: str | None, extra_headers: Headers) -> Response:
+    def accept_response(
+        self, request: Request, subprotocol: str | None, extra_headers: Headers, *, secure: bool = False
+    ) -> Response:
         """Section 4.2.2 item 5."""
         key = request.headers.get("Sec-WebSocket-Key") or ""
         headers = Headers(
@@ -102,6 +120,7 @@ class KeyAcceptDialect(Dialect):
         origin: str | None,
         subprotocols: Sequence[str],
         extra_headers: Headers,
+        secure: bool = False,
     ) -> ClientOffer:
         """Section 4.1, with the origin header and version number of this dialect."""
         key = generate_key()
@@ -120,16 +139,20 @@ class KeyAcceptDialect(Dialect):
             headers.add("Sec-WebSocket-Protocol", ", ".join(subprotocols))
         for name, value in extra_headers:
             headers.add(name, value)
-        return ClientOffer(Request("GET", resource, headers), key, tuple(subprotocols))
+        return ClientOffer(Request("GET", resource, headers), key, tuple(subprotocols), origin=origin)
 
     def check_response(self, offer: ClientOffer, response: Response) -> str | None:
         """Section 4.1, the client's checks of the server's 101 response."""
         headers = response.headers
+        legacy = legacy_answer(response)
+        if legacy is not None:
+            raise LegacyAnswer(f"server answered a version {self.version} request as {legacy} does", legacy)
         if not headers.has_token("Upgrade", "websocket"):
             raise InvalidHandshake(f"101 response has Upgrade {headers.get('Upgrade')!r}, not websocket")
         if not headers.has_token("Connection", "upgrade"):
             raise InvalidHandshake(f"101 response has Connection {headers.get('Connection')!r}, not Upgrade")
         accepts = headers.get_all("Sec-WebSocket-Accept")
+        assert isinstance(offer.secret, str)
         expected = accept_value(offer.secret)
         if accepts != [expected]:
             got = accepts[0] if len(accepts) == 1 else f"{len(accepts)} fields"
@@ -145,7 +168,14 @@ class KeyAcceptDialect(Dialect):
             raise InvalidHandshake(f"server chose subprotocol {headers.get('Sec-WebSocket-Protocol')!r}, not offered")
         return chosen[0]
 
-    def new_session(self, role: Role, *, max_message_size: int | None) -> Session:
+    def new_session(
+        self,
+        role: Role,
+        *,
+        max_message_size: int | None,
+        request: Request | None = None,
+        offer: ClientOffer | None = None,
+    ) -> Session:
         return RFC6455Session(
             role,
             dialect_name=self.name,
