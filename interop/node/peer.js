@@ -1,7 +1,8 @@
 // A WebSocket peer built on Node libraries of other projects ("ws" and "websocket"),
 // driven by hybi's interop tests. Every result is one JSON object per line on stdout.
 //
-//   node peer.js server ws|websocket          echo server; prints {"port": N} when listening,
+//   node peer.js server ws|websocket|websocket-driver
+//                                             echo server; prints {"port": N} when listening,
 //                                             {"event": "close", ...} for every closed connection;
 //                                             the text "close:CODE:REASON" makes it close with CODE.
 //   node peer.js client ws|websocket URL VERSION [server-close]
@@ -105,6 +106,37 @@ function serveWebsocketNode() {
   httpServer.listen(0, "127.0.0.1", () => out({ port: httpServer.address().port }));
 }
 
+function serveWebsocketDriver() {
+  // faye's websocket-driver parses the HTTP request from the raw stream, so it answers
+  // hixie-75, hixie-76 (with key3 in the request's body) and version 13.
+  const net = require("net");
+  const websocket = require("websocket-driver");
+  const server = net.createServer((socket) => {
+    const driver = websocket.server({ maxLength: LIMIT });
+    driver.on("connect", () => {
+      if (websocket.isWebSocket(driver)) driver.start();
+      else socket.end();
+    });
+    driver.messages.on("data", (message) => {
+      if (typeof message === "string" && message.startsWith("close:")) {
+        const [, code, reason] = message.split(":");
+        driver.close(reason, Number(code));
+      } else if (typeof message === "string") {
+        driver.text(message);
+      } else {
+        driver.binary(message);
+      }
+    });
+    driver.on("close", (event) => {
+      out({ event: "close", code: event.code, reason: event.reason, version: driver.version });
+      socket.end();
+    });
+    socket.on("error", () => {});
+    socket.pipe(driver.io).pipe(socket);
+  });
+  server.listen(0, "127.0.0.1", () => out({ port: server.address().port }));
+}
+
 // -- client -------------------------------------------------------------------------------
 
 // A client adapter gives: send(message), close(code, reason), and calls
@@ -177,7 +209,7 @@ function runClient() {
 }
 
 if (role === "server") {
-  (library === "ws" ? serveWs : serveWebsocketNode)();
+  ({ ws: serveWs, websocket: serveWebsocketNode, "websocket-driver": serveWebsocketDriver })[library]();
   process.stdin.on("end", () => process.exit(0));
   process.stdin.resume();
 } else if (role === "client") {
