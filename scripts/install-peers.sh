@@ -2,8 +2,8 @@
 # Installs the WebSocket implementations of other projects that the interop tests talk to:
 # Node's "ws" and "websocket" and playwright-core (to drive a browser) from the npm registry,
 # versions pinned in interop/node/package.json; from Debian: Chromium, Perl's
-# Protocol::WebSocket (a hixie-75/76 client) and Ruby's em-websocket (a server for every
-# draft from hixie-75 to version 13).
+# Protocol::WebSocket (a hixie-75/76 client), Ruby's em-websocket (a server for every
+# draft from hixie-75 to version 13) and Ruby's websocket gem (a client of most of them).
 # The Python peer (the websockets package) comes with `pip install -e '.[test]'`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +26,7 @@ missing=()
 if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then missing+=(chromium); fi
 perl -MProtocol::WebSocket -e1 2>/dev/null || missing+=(libprotocol-websocket-perl)
 ruby -rem-websocket -e1 2>/dev/null || missing+=(ruby ruby-em-websocket)
+ruby -rwebsocket -e1 2>/dev/null || missing+=(ruby-websocket)
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 
 echo "install-peers: node $(node --version), npm $(npm --version 2>/dev/null)"
@@ -34,4 +35,4 @@ npm install --prefix interop/node --no-package-lock --no-audit --no-fund --logle
 node -e "require('./interop/node/node_modules/ws'); require('./interop/node/node_modules/websocket')"
 echo "install-peers: ws $(node -p "require('./interop/node/node_modules/ws/package.json').version"), websocket $(node -p "require('./interop/node/node_modules/websocket/package.json').version")"
 echo "install-peers: $("${CHROMIUM:-chromium}" --version 2>/dev/null || echo 'chromium (version unknown)')"
-echo "install-peers: Protocol::WebSocket $(perl -MProtocol::WebSocket -e 'print $Protocol::WebSocket::VERSION'), em-websocket $(dpkg-query -W -f='${Version}' ruby-em-websocket 2>/dev/null || echo '(not from Debian)')"
+echo "install-peers: Protocol::WebSocket $(perl -MProtocol::WebSocket -e 'print $Protocol::WebSocket::VERSION'), em-websocket $(dpkg-query -W -f='${Version}' ruby-em-websocket 2>/dev/null || echo '?'), websocket gem $(dpkg-query -W -f='${Version}' ruby-websocket 2>/dev/null || echo '?')"

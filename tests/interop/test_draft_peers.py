@@ -4,7 +4,9 @@
   also makes it the only packaged peer for hybi-02/03 and hybi-05/06 framing;
 - faye's websocket-driver (npm) as a hixie-75 / hixie-76 server;
 - Perl's Protocol::WebSocket (Debian libprotocol-websocket-perl) as a hixie-75 / hixie-76
-  client (and 8 and 13), against hybi's server.
+  client (and 8 and 13), against hybi's server;
+- Ruby's websocket gem (Debian ruby-websocket) as a client of hixie-75/76, hybi-03, 5, 6, 8
+  and 13, against hybi's server.
 """
 
 from __future__ import annotations
@@ -174,3 +176,54 @@ def test_perl_client_to_hybi_server(perl_version: str, server_close: bool) -> No
     report, seen = run(main(), timeout=90)
     assert report == {"event": "done", "echoed": 9, "total": 9, "mismatches": []}, report
     assert seen == [PERL_VERSIONS[perl_version], "héllo wörld"]
+
+
+RUBY_VERSIONS = {"75": "hixie-75", "76": "hixie-76", "3": "hybi-02", "8": 8, "13": 13}
+
+
+def run_ruby_client(version: str) -> tuple[dict[str, Any], list[Any]]:
+    require(shutil.which("ruby") is not None, "ruby")
+    gem = subprocess.run(["ruby", "-rwebsocket", "-e1"], capture_output=True, check=False)
+    require(gem.returncode == 0, "the websocket gem (ruby-websocket)")
+
+    async def main() -> tuple[dict[str, Any], list[Any]]:
+        seen: list[Any] = []
+
+        async def handler(ws: hybi.ServerConnection) -> None:
+            seen.append(ws.version)
+            async for message in ws:
+                if isinstance(message, str) and "é" in message:
+                    seen.append(message)
+                await ws.send(message)
+
+        async with hybi.serve(handler, "127.0.0.1", 0, versions="all", max_size=None) as server:
+            url = f"ws://127.0.0.1:{server.port}/chat"
+            args = ["ruby", str(INTEROP / "ruby" / "websocket_client.rb"), url, version]
+            result = await asyncio.to_thread(
+                subprocess.run, args, capture_output=True, text=True, timeout=60, check=False
+            )
+        lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+        assert lines, result.stderr
+        return lines[-1], seen
+
+    return run(main(), timeout=90)
+
+
+@pytest.mark.parametrize("version", list(RUBY_VERSIONS))
+def test_ruby_client_to_hybi_server(version: str) -> None:
+    report, seen = run_ruby_client(version)
+    assert report["event"] == "done", report
+    assert report["mismatches"] == []
+    assert report["echoed"] == report["total"] == (9 if version in ("75", "76") else 17)
+    assert seen == [RUBY_VERSIONS[version], "héllo wörld"]
+
+
+@pytest.mark.parametrize(("version", "close_body"), [("6", [3, 234]), ("5", [])])
+def test_ruby_client_masks_5_and_6_the_later_way(version: str, close_body: list[int]) -> None:
+    """The gem sets a MASK bit (RSV4 in these drafts) and puts the key after the length, as
+    versions 7+ do; hybi follows the drafts (and em-websocket and Jetty) and fails the
+    connection: with 1002 in -06, with a close frame without status in -05."""
+    report, seen = run_ruby_client(version)
+    assert report["echoed"] == 0
+    assert report["close_body"] == close_body
+    assert seen == [int(version)]

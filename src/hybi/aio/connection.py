@@ -79,6 +79,7 @@ class Connection(asyncio.Protocol):
         self.connection_lost_waiter: asyncio.Future[None] = self.loop.create_future()
         self._keepalive_task: asyncio.Task[None] | None = None
         self._close_timer: asyncio.TimerHandle | None = None
+        self._head = b""
         self.ready: asyncio.Future[None] = self.loop.create_future()
         """Done once the session may carry messages (after the hixie-76 challenge)."""
 
@@ -186,14 +187,21 @@ class Connection(asyncio.Protocol):
 
     # -- receiving -----------------------------------------------------------------------
 
-    def _open(self, session: Session, trailing: bytes) -> None:
-        """Switch from the handshake to the session; feed it what came after the head."""
+    def _open(self, session: Session, trailing: bytes, head: bytes = b"") -> None:
+        """Switch from the handshake to the session; feed it what came after the head.
+
+        `head` (a server's 101) leaves in the same write as whatever the session answers to
+        `trailing`: a hixie-76 key3 that came with the request gets its answer in the
+        packet that carries the head, which clients that read them together rely on.
+        """
         self.session = session
+        self._head = head
         if self.ping_interval is not None:
             self._keepalive_task = self.loop.create_task(self._keepalive())
         if trailing:
             self._handle_data(trailing)
         else:
+            self._flush()
             self._check_ready()
 
     def _check_ready(self) -> None:
@@ -368,6 +376,8 @@ class Connection(asyncio.Protocol):
         if self.session is None or self.transport is None:
             return
         data = self.session.data_to_send()
+        if self._head:
+            data, self._head = self._head + data, b""
         if data and not self.transport.is_closing():
             self.transport.write(data)
 

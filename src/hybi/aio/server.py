@@ -120,11 +120,10 @@ class ServerConnection(Connection):
             return
         if self._open_timer is not None:
             self._open_timer.cancel()
-        self.transport.write(reply)
         self.dialect = accepted.dialect
         self.subprotocol = accepted.subprotocol
         self.response = accepted.response
-        self._open(accepted.session, self._handshake.trailing)
+        self._open(accepted.session, self._handshake.trailing, head=reply)
         self.transport.resume_reading()
         try:
             # hixie-76: key3 may come only after the 101 head (proxies hold it back until then).
