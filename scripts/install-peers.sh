@@ -3,7 +3,8 @@
 # Node's "ws" and "websocket" and playwright-core (to drive a browser) from the npm registry,
 # versions pinned in interop/node/package.json; from Debian: Chromium, Perl's
 # Protocol::WebSocket (a hixie-75/76 client), Ruby's em-websocket (a server for every
-# draft from hixie-75 to version 13) and Ruby's websocket gem (a client of most of them).
+# draft from hixie-75 to version 13), Ruby's websocket gem (a client of most of them) and
+# Netty (server and client of 00, 07, 08 and 13), compiled here with the JDK.
 # The Python peer (the websockets package) comes with `pip install -e '.[test]'`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,8 @@ if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then missing
 perl -MProtocol::WebSocket -e1 2>/dev/null || missing+=(libprotocol-websocket-perl)
 ruby -rem-websocket -e1 2>/dev/null || missing+=(ruby ruby-em-websocket)
 ruby -rwebsocket -e1 2>/dev/null || missing+=(ruby-websocket)
+command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless)
+[ -f /usr/share/java/netty-codec-http.jar ] || missing+=(libnetty-java)
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 
 echo "install-peers: node $(node --version), npm $(npm --version 2>/dev/null)"
@@ -36,3 +39,10 @@ node -e "require('./interop/node/node_modules/ws'); require('./interop/node/node
 echo "install-peers: ws $(node -p "require('./interop/node/node_modules/ws/package.json').version"), websocket $(node -p "require('./interop/node/node_modules/websocket/package.json').version")"
 echo "install-peers: $("${CHROMIUM:-chromium}" --version 2>/dev/null || echo 'chromium (version unknown)')"
 echo "install-peers: Protocol::WebSocket $(perl -MProtocol::WebSocket -e 'print $Protocol::WebSocket::VERSION'), em-websocket $(dpkg-query -W -f='${Version}' ruby-em-websocket 2>/dev/null || echo '?'), websocket gem $(dpkg-query -W -f='${Version}' ruby-websocket 2>/dev/null || echo '?')"
+
+# Netty's peer: the module jars (netty-all.jar is only a manifest pointing at them).
+netty_classpath=$(ls /usr/share/java/netty-{common,buffer,transport,codec,codec-http,handler,resolver}.jar /usr/share/java/jctools-core.jar | tr '\n' ':')
+mkdir -p interop/java/build
+javac -nowarn -cp "$netty_classpath" -d interop/java/build interop/java/NettyPeer.java
+echo "interop/java/build:$netty_classpath" > interop/java/build/classpath
+echo "install-peers: Netty $(dpkg-query -W -f='${Version}' libnetty-java 2>/dev/null || echo '?'), $(javac -version 2>&1)"

@@ -247,6 +247,15 @@ class TestHixie75:
         with pytest.raises(InvalidHandshake, match="not a hixie-75 answer"):
             client.receive_data(written.replace(b"Web Socket Protocol", b"WebSocket Protocol"))
 
+    def test_client_accepts_lower_case_values(self) -> None:
+        """Netty answers hixie-75 with `upgrade: websocket` and `connection: upgrade`."""
+        client = ClientHandshake(DIALECTS["hixie-75"], "/demo", "example.com", origin="http://example.com")
+        written, _ = serve_request(client.request_bytes(), "hixie-75")
+        lowered = written.replace(b"Upgrade: WebSocket", b"upgrade: websocket").replace(
+            b"Connection: Upgrade", b"connection: upgrade"
+        )
+        assert client.receive_data(lowered) is not None
+
     def test_tcp_close_is_the_close(self) -> None:
         session = SentinelSession(Role.SERVER, dialect_name="hixie-75", close_frame=False, max_message_size=None)
         assert session.receive_data(b"\xff\x00\x00a\xff") == ["a"]  # 0xFF 0x00 is an empty frame here

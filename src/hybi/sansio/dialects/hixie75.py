@@ -41,13 +41,16 @@ class Hixie75(Hixie76):
         return b"", b""  # hixie-75 has no challenge
 
     def check_response(self, offer: ClientOffer, response: Response) -> str | None:
-        """The exact status line and first two fields, then the usual origin/location checks."""
-        upgrade = response.headers.get_all("Upgrade")
-        connection = response.headers.get_all("Connection")
-        if response.reason != self.reason_phrase or upgrade != ["WebSocket"] or connection != ["Upgrade"]:
+        """The status line of hixie-75, then the checks of hixie-76 (upgrade, location, origin).
+
+        hixie-75 browsers compared the first lines byte for byte; hybi's client compares the
+        reason phrase exactly (it is what tells a hixie-75 answer from a hixie-76 one) but
+        the Upgrade and Connection values without regard to case, as Netty writes them in
+        lower case.
+        """
+        if response.reason != self.reason_phrase:
             raise InvalidHandshake(
-                f"not a {self.name} answer: expected '101 {self.reason_phrase}' with "
-                "'Upgrade: WebSocket' and 'Connection: Upgrade'"
+                f"not a {self.name} answer: status line is '101 {response.reason}', expected '101 {self.reason_phrase}'"
             )
         return super().check_response(offer, response)
 
