@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import feed
@@ -470,3 +470,53 @@ def test_version_4_is_refused_with_the_list() -> None:
 def test_key_without_version_is_not_hixie_75() -> None:
     written, _ = serve_request(request(Sec_WebSocket_Key="dGhlIHNhbXBsZSBub25jZQ=="))
     assert written.startswith(b"HTTP/1.1 426 ") and b"missing Sec-WebSocket-Version" in written
+
+
+# -- round trips ---------------------------------------------------------------------------------
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    messages=st.lists(st.one_of(st.text(max_size=200), st.binary(max_size=200)), min_size=1, max_size=6),
+    fragment_size=st.integers(min_value=1, max_value=50),
+    chunk=st.integers(min_value=1, max_value=80),
+    to_server=st.booleans(),
+    name=st.sampled_from(["6", "5", "hybi-02"]),
+)
+def test_interim_round_trip(
+    messages: list[str | bytes], fragment_size: int, chunk: int, to_server: bool, name: str
+) -> None:
+    """Whatever one side of an interim draft sends, fragmented or not, the other reads back."""
+    sender = interim(Role.CLIENT if to_server else Role.SERVER, name)
+    receiver = interim(Role.SERVER if to_server else Role.CLIENT, name)
+    for message in messages:
+        encoded = message.encode() if isinstance(message, str) else message
+        parts = [encoded[i : i + fragment_size] for i in range(0, len(encoded), fragment_size)] or [b""]
+        first, *rest = parts
+        sender._send_data(0x4 if isinstance(message, str) else 0x5, first, not rest)
+        for index, part in enumerate(rest):
+            sender.send_continuation(part, fin=index == len(rest) - 1)
+    wire = sender.data_to_send()
+    received: list[Event] = []
+    for start in range(0, len(wire), chunk):
+        received += receiver.receive_data(wire[start : start + chunk])
+    assert received == messages
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    messages=st.lists(st.text(max_size=200), min_size=1, max_size=6),
+    chunk=st.integers(min_value=1, max_value=80),
+    close_frame=st.booleans(),
+)
+def test_sentinel_round_trip(messages: list[str], chunk: int, close_frame: bool) -> None:
+    sender = sentinel(close_frame, max_message_size=None)
+    receiver = sentinel(close_frame, max_message_size=None)
+    for message in messages:
+        sender.send_text(message)
+    sender.send_close()
+    wire = sender.data_to_send()
+    received: list[Event] = []
+    for start in range(0, len(wire), chunk):
+        received += receiver.receive_data(wire[start : start + chunk])
+    assert received == [*messages, *([CloseReceived(1005, "")] if close_frame else [])]

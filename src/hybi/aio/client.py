@@ -74,10 +74,12 @@ class ClientConnection(Connection):
         self._open(accepted.session, self.handshake.trailing)
 
     def _check_ready(self) -> None:
+        """The connection is open once the session is ready (after the hixie-76 answer)."""
         super()._check_ready()
         if self.ready.done() and not self.opened.done():
-            if self.ready.exception() is not None:
-                self.opened.set_exception(self.ready.exception())  # type: ignore[arg-type]
+            failure = self.ready.exception()
+            if failure is not None:
+                self.opened.set_exception(failure)
             else:
                 self.opened.set_result(None)
 
