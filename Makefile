@@ -19,7 +19,7 @@ $(VENV)/.test: $(VENV)/.runtime pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-interop/node/node_modules/.installed: interop/node/package.json scripts/install-peers.sh
+interop/node/node_modules/.installed: interop/node/package.json interop/java/NettyPeer.java scripts/install-peers.sh
 	bash scripts/install-peers.sh
 	touch $@
 
@@ -41,4 +41,4 @@ pytest: $(VENV)/.test peers
 test: lint typecheck pytest
 
 clean:
-	rm -rf $(VENV) interop/node/node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) interop/node/node_modules interop/java/build .pytest_cache .mypy_cache .ruff_cache .hypothesis

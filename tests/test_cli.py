@@ -101,7 +101,9 @@ def test_probe_reports_accepted_and_listed_versions() -> None:
         "reason": "Upgrade Required",
     }
     assert report["versions"]["8"]["result"] == "accepted"
-    assert "version  13: refused with 426 Upgrade Required; listed 8, 7" in text.stdout
+    assert "        13: refused with 426 Upgrade Required; listed 8, 7" in text.stdout
+    assert "         8: accepted (101 Switching Protocols)" in text.stdout
+    assert "  hixie-76: refused with 426 Upgrade Required; listed 8, 7" in text.stdout
     assert "accepted by a real 101: 8, 7" in text.stdout
 
 

@@ -174,7 +174,8 @@ async def _probe_one(url: str, version: str, timeout: float) -> dict[str, Any]:
     except (HandshakeError, OSError, TimeoutError) as error:
         return {"result": "error", "error": str(error) or type(error).__name__}
     await connection.close(1000)
-    return {"result": "accepted", "status": 101, "subprotocol": connection.subprotocol}
+    reason = connection.response.reason if connection.response is not None else ""
+    return {"result": "accepted", "status": 101, "reason": reason, "subprotocol": connection.subprotocol}
 
 
 async def probe(url: str, versions: Sequence[str] = ALL_VERSIONS, timeout: float = 5.0) -> dict[str, Any]:
@@ -197,13 +198,13 @@ def _print_probe(report: dict[str, Any]) -> None:
     print(f"{report['url']}")
     for version, result in report["versions"].items():
         if result["result"] == "accepted":
-            line = "accepted (101 Switching Protocols)"
+            line = f"accepted ({result['status']} {result['reason']})"
         elif result["result"] == "refused":
             listed = ", ".join(map(str, result["listed"])) or "no versions"
             line = f"refused with {result['status']} {result['reason']}; listed {listed}"
         else:
             line = f"error: {result['error']}"
-        print(f"  version {version:>3}: {line}")
+        print(f"  {version:>8}: {line}")
     print(f"accepted by a real 101: {', '.join(report['accepted']) or 'none'}")
     print(f"listed in refusals (RFC 6455 section 4.4): {', '.join(map(str, report['listed'])) or 'none'}")
 
