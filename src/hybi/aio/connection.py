@@ -34,7 +34,9 @@ __all__ = ["Connection", "Data"]
 Data = str | bytes
 logger = logging.getLogger("hybi")
 
-_FLUSH_NOW = 1 << 16  # queued bytes past which a send writes at once instead of waiting for the turn to end
+_FLUSH_AFTER_SENDS = 64
+"""Sends queued in one turn of the loop after which they are written at once, so that a
+sender that never yields still hands its frames to the transport (and feels backpressure)."""
 
 
 class Connection(asyncio.Protocol):
@@ -353,7 +355,7 @@ class Connection(asyncio.Protocol):
     async def _after_send(self) -> None:
         """Flush now if a lot is queued, else at the end of this turn; wait while paused."""
         self._queued += 1
-        if self._queued >= 64:
+        if self._queued >= _FLUSH_AFTER_SENDS:
             self._flush()
         elif self._flush_handle is None:
             self._flush_handle = self.loop.call_soon(self._flush)
