@@ -167,3 +167,27 @@ def test_probe_reports_every_dialect() -> None:
     assert isinstance(versions, dict)
     assert versions["13"]["result"] == "refused"
     assert versions["hybi-02"]["status"] == 426
+
+
+def test_a_wrong_challenge_answer_fails_the_handshake() -> None:
+    """A server that answers hixie-76 without proving it read the keys is refused."""
+
+    async def main() -> None:
+        async def liar(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = await reader.readuntil(b"\r\n\r\n")
+            await reader.readexactly(8)
+            host = next(line.split(b": ", 1)[1] for line in head.split(b"\r\n") if line.startswith(b"Host:"))
+            writer.write(
+                b"HTTP/1.1 101 WebSocket Protocol Handshake\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Location: ws://" + host + b"/\r\n\r\n" + bytes(16)
+            )
+            await reader.read()
+            writer.close()
+
+        server = await asyncio.start_server(liar, "127.0.0.1", 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            with pytest.raises(hybi.InvalidHandshake, match="wrong answer to the hixie-76 challenge"):
+                await hybi.connect(f"ws://127.0.0.1:{port}/", versions="hixie-76")
+
+    run(main())
