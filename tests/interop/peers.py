@@ -56,29 +56,31 @@ def bytes_of(size: int) -> bytes:
 
 
 @contextmanager
-def node_server(library: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """Run peer.js as an echo server; yield its URL. Closing its input stops it."""
-    node_library(library)
-    process = subprocess.Popen(
-        ["node", str(PEER_JS), "server", library],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def peer_process(args: list[str]) -> Iterator[tuple[dict[str, Any], subprocess.Popen[str]]]:
+    """Run a peer server that prints a JSON line when it listens and stops when its input
+    ends; yield that line and the process, and make sure the process is gone afterwards."""
+    process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
         assert line, process.stderr.read() if process.stderr else "no output"
-        yield f"ws://127.0.0.1:{json.loads(line)['port']}/", process
+        yield json.loads(line), process
     finally:
         if process.stdin is not None:
             process.stdin.close()
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def node_server(library: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """Run peer.js as an echo server; yield its URL. Closing its input stops it."""
+    node_library(library)
+    with peer_process(["node", str(PEER_JS), "server", library]) as (ready, process):
+        yield f"ws://127.0.0.1:{ready['port']}/", process
 
 
 def server_events(process: subprocess.Popen[str]) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.interop.peers import bytes_of, node_server, require, server_events, text_of
+from tests.interop.peers import bytes_of, node_server, peer_process, require, server_events, text_of
 
 import hybi
 from conftest import run
@@ -43,32 +43,12 @@ def free_port() -> int:
 @contextmanager
 def em_websocket_server() -> Iterator[tuple[str, subprocess.Popen[str]]]:
     require(shutil.which("ruby") is not None, "ruby")
-    require(
-        subprocess.run(["ruby", "-rem-websocket", "-e1"], capture_output=True, check=False).returncode == 0,
-        "em-websocket",
-    )
+    loaded = subprocess.run(["ruby", "-rem-websocket", "-e1"], capture_output=True, check=False)
+    require(loaded.returncode == 0, "em-websocket")
     port = free_port()
-    process = subprocess.Popen(
-        ["ruby", str(INTEROP / "ruby" / "em_server.rb"), str(port)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line, process.stderr.read() if process.stderr else "no output"
-        assert json.loads(line) == {"port": port}
+    with peer_process(["ruby", str(INTEROP / "ruby" / "em_server.rb"), str(port)]) as (ready, process):
+        assert ready == {"port": port}
         yield f"ws://127.0.0.1:{port}/chat", process
-    finally:
-        if process.stdin is not None:
-            process.stdin.close()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 async def exchange(url: str, version: str, *, binary: bool) -> hybi.ClientConnection:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.interop.peers import SIZES, bytes_of, require, text_of
+from tests.interop.peers import SIZES, bytes_of, peer_process, require, text_of
 
 import hybi
 from conftest import run
@@ -38,26 +38,8 @@ def classpath() -> str:
 
 @contextmanager
 def netty_server() -> Iterator[str]:
-    process = subprocess.Popen(
-        ["java", "-cp", classpath(), "NettyPeer", "server"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line, process.stderr.read() if process.stderr else "no output"
-        yield f"ws://127.0.0.1:{json.loads(line)['port']}/chat"
-    finally:
-        if process.stdin is not None:
-            process.stdin.close()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with peer_process(["java", "-cp", classpath(), "NettyPeer", "server"]) as (ready, _):
+        yield f"ws://127.0.0.1:{ready['port']}/chat"
 
 
 @pytest.mark.parametrize("version", ["13", "8", "7", "hixie-76", "hixie-75"])
