@@ -344,13 +344,12 @@ class Connection(asyncio.Protocol):
     def _send_fragment(session: Session, fragment: Data, text: bool, first: bool, *, fin: bool) -> None:
         if isinstance(fragment, str) != text:
             raise TypeError("a fragmented message mixes str and bytes")
-        payload = fragment.encode("utf-8") if isinstance(fragment, str) else bytes(fragment)
         if not first:
-            session.send_continuation(payload, fin=fin)
-        elif text:
-            session.send_text(fragment, fin=fin)  # type: ignore[arg-type]
+            session.send_continuation(fragment.encode() if isinstance(fragment, str) else bytes(fragment), fin=fin)
+        elif isinstance(fragment, str):
+            session.send_text(fragment, fin=fin)
         else:
-            session.send_binary(payload, fin=fin)
+            session.send_binary(fragment, fin=fin)
 
     async def _after_send(self) -> None:
         """Flush now if a lot is queued, else at the end of this turn; wait while paused."""

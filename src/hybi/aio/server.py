@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Generator, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -143,50 +144,37 @@ class ServerConnection(Connection):
             await self.close()
 
 
+@dataclass(frozen=True, kw_only=True)
 class ServerOptions:
-    """Settings shared by every connection of a server."""
+    """Settings shared by every connection of a server (see `serve` for their meaning)."""
 
-    def __init__(
-        self,
-        *,
-        subprotocols: Sequence[str] = (),
-        process_request: ProcessRequest | None = None,
-        select_subprotocol: SelectSubprotocol | None = None,
-        origins: Sequence[str | None] | None = None,
-        extra_headers: Sequence[tuple[str, str]] = (),
-        max_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
-        max_queue: int = 32,
-        ping_interval: float | None = 20.0,
-        ping_timeout: float | None = 20.0,
-        close_timeout: float = 10.0,
-        open_timeout: float = 10.0,
-        limits: HTTPLimits = DEFAULT_LIMITS,
-    ) -> None:
-        self.subprotocols = tuple(subprotocols)
-        self.process_request = process_request
-        self.select_subprotocol = select_subprotocol
-        self.origins = None if origins is None else tuple(origins)
-        self.extra_headers = tuple(extra_headers)
-        self.max_size = max_size
-        self.max_queue = max_queue
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
-        self.close_timeout = close_timeout
-        self.open_timeout = open_timeout
-        self.limits = limits
+    subprotocols: Sequence[str] = ()
+    process_request: ProcessRequest | None = None
+    select_subprotocol: SelectSubprotocol | None = None
+    origins: Sequence[str | None] | None = None
+    extra_headers: Sequence[tuple[str, str]] = ()
+    max_size: int | None = DEFAULT_MAX_MESSAGE_SIZE
+    max_queue: int = 32
+    ping_interval: float | None = 20.0
+    ping_timeout: float | None = 20.0
+    close_timeout: float = 10.0
+    open_timeout: float = 10.0
+    limits: HTTPLimits = DEFAULT_LIMITS
 
 
 class Server:
     """A listening WebSocket server; `close()` ends every connection with 1001."""
 
-    def __init__(self, handler: Handler, versions: VersionSpec, options: ServerOptions) -> None:
+    def __init__(
+        self, handler: Handler, versions: VersionSpec, options: ServerOptions, *, secure: bool = False
+    ) -> None:
         self.handler = handler
         self.dialects = resolve_versions(versions)
         self.options = options
         self.connections: set[ServerConnection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.server: asyncio.Server | None = None
-        self.secure = False
+        self.secure = secure
 
     @property
     def sockets(self) -> tuple[Any, ...]:
@@ -253,8 +241,7 @@ class serve:  # noqa: N801 - used like a function, as in `async with serve(...)`
         backlog: int = 100,
         **options: Any,
     ) -> None:
-        self._server = Server(handler, versions, ServerOptions(**options))
-        self._server.secure = ssl is not None
+        self._server = Server(handler, versions, ServerOptions(**options), secure=ssl is not None)
         self._host = host
         self._port = port
         self._ssl = ssl

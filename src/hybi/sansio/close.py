@@ -7,31 +7,11 @@ from collections.abc import Callable
 from hybi.exceptions import ProtocolError
 
 __all__ = [
-    "CLOSE_CODE_NAMES",
     "CloseCodeRule",
     "decode_close_body",
     "encode_close_body",
     "rfc6455_close_code",
 ]
-
-CLOSE_CODE_NAMES = {
-    1000: "normal closure",
-    1001: "going away",
-    1002: "protocol error",
-    1003: "unsupported data",
-    1004: "frame too large (versions 7 and 8); reserved since RFC 6455",
-    1005: "no status received",
-    1006: "connection closed abnormally",
-    1007: "invalid payload data",
-    1008: "policy violation",
-    1009: "message too big",
-    1010: "mandatory extension",
-    1011: "internal error",
-    1012: "service restart",
-    1013: "try again later",
-    1014: "bad gateway",
-    1015: "TLS handshake failure",
-}
 
 CloseCodeRule = Callable[[int], bool]
 """Whether a close code may appear in a close frame of a given dialect."""

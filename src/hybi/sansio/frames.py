@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import struct
-from enum import IntEnum
 
 __all__ = [
     "OP_BINARY",
@@ -20,23 +19,12 @@ __all__ = [
     "OP_PING",
     "OP_PONG",
     "OP_TEXT",
-    "Opcode",
     "apply_mask",
     "build_frame",
 ]
 
 
-class Opcode(IntEnum):
-    """RFC 6455 section 5.2 opcodes; 0x3-0x7 and 0xB-0xF are reserved."""
-
-    CONTINUATION = 0x0
-    TEXT = 0x1
-    BINARY = 0x2
-    CLOSE = 0x8
-    PING = 0x9
-    PONG = 0xA
-
-
+# RFC 6455 section 5.2 opcodes; 0x3-0x7 and 0xB-0xF are reserved.
 OP_CONTINUATION = 0x0
 OP_TEXT = 0x1
 OP_BINARY = 0x2
@@ -79,5 +67,5 @@ def build_frame(opcode: int, payload: bytes, *, fin: bool = True, mask: bool = F
         header = _pack_64(first, mask_bit | 127, length)
     if mask:
         key = os.urandom(4)
-        return header + key + apply_mask(payload, key)
+        return b"".join((header, key, apply_mask(payload, key)))  # one copy of the payload, not two
     return header + payload

@@ -10,7 +10,7 @@ from which `negotiation.choose_retry` picks the next attempt.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hybi.exceptions import InvalidHandshake, InvalidHTTP, InvalidStatus
@@ -29,11 +29,9 @@ from hybi.sansio.http import (
 from hybi.sansio.negotiation import check_upgrade_request, classify_request, parse_version_list
 from hybi.sansio.rfc6455_session import DEFAULT_MAX_MESSAGE_SIZE
 
-__all__ = ["Accepted", "ClientHandshake", "ServerHandshake", "SubprotocolSelector"]
+__all__ = ["Accepted", "ClientHandshake", "ServerHandshake"]
 
 _MAX_REFUSAL_BODY = 65536
-
-SubprotocolSelector = Callable[[Request, Sequence[str]], "str | None"]
 
 
 @dataclass(slots=True)
@@ -81,9 +79,10 @@ class ServerHandshake:
         if self.request is not None:
             self.trailing += data
             return self.request
+        searched = len(self._buffer)
         self._buffer += data
         try:
-            parsed = parse_request_head(self._buffer, self.limits)
+            parsed = parse_request_head(self._buffer, self.limits, searched)
         except InvalidHTTP as error:
             raise bad_request(error.reason, error.status) from None
         if parsed is None:
@@ -199,9 +198,10 @@ class ClientHandshake:
         if self.response is not None:  # a refusal whose body is still arriving
             self.trailing += data
             return self._refuse()
+        searched = len(self._buffer)
         self._buffer += data
         try:
-            parsed = parse_response_head(self._buffer, self.limits)
+            parsed = parse_response_head(self._buffer, self.limits, searched)
         except InvalidHTTP as error:
             raise InvalidHandshake(f"invalid HTTP response: {error.reason}") from None
         if parsed is None:

@@ -23,6 +23,7 @@ __all__ = [
     "Response",
     "parse_request_head",
     "parse_response_head",
+    "text_response",
 ]
 
 _TOKEN_CHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -106,10 +107,6 @@ class Request:
     http_version: str = "HTTP/1.1"
 
     @property
-    def path(self) -> str:
-        return self.target
-
-    @property
     def origin(self) -> str | None:
         """`Origin` (RFC 6455) or `Sec-WebSocket-Origin` (versions 7 and 8), whichever came."""
         return self.headers.get("Origin") or self.headers.get("Sec-WebSocket-Origin")
@@ -134,15 +131,38 @@ class Response:
         return start + self.headers.serialize() + b"\r\n" + self.body
 
 
-def _find_head_end(buffer: bytes | bytearray, limits: HTTPLimits) -> int:
-    """Index just past the blank line ending the head, or -1 if more bytes are needed."""
-    end = buffer.find(b"\r\n\r\n", 0, limits.max_head + 4)
+REASON_PHRASES = {
+    400: "Bad Request",
+    403: "Forbidden",
+    414: "URI Too Long",
+    426: "Upgrade Required",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    505: "HTTP Version Not Supported",
+}
+
+
+def text_response(status: int, text: str, headers: Headers | None = None) -> Response:
+    """A response whose body is `text` as UTF-8 plain text, with its length."""
+    body = text.encode()
+    headers = Headers(headers or ())
+    headers.add("Content-Type", "text/plain; charset=utf-8")
+    headers.add("Content-Length", str(len(body)))
+    return Response(status, REASON_PHRASES.get(status, "Error"), headers, body)
+
+
+def _find_head_end(buffer: bytes | bytearray, limits: HTTPLimits, searched: int) -> int:
+    """Index just past the blank line ending the head, or -1 if more bytes are needed.
+
+    The first `searched` bytes are known to hold no blank line, so a head that arrives in
+    many small pieces is scanned once, not once per piece.
+    """
+    end = buffer.find(b"\r\n\r\n", max(0, searched - 3), limits.max_head + 4)
     if end < 0:
         if len(buffer) > limits.max_head:
             raise InvalidHTTP(f"handshake head is longer than {limits.max_head} bytes", status=431)
         # A single line longer than the limit can be refused before the head ends.
-        last_break = buffer.rfind(b"\r\n")
-        if len(buffer) - (last_break + 2 if last_break >= 0 else 0) > limits.max_line:
+        if buffer.rfind(b"\r\n", max(0, len(buffer) - limits.max_line - 2)) < 0 and len(buffer) > limits.max_line:
             raise InvalidHTTP(f"a handshake line is longer than {limits.max_line} bytes", status=431)
         return -1
     return end + 4
@@ -166,13 +186,16 @@ def _parse_fields(lines: list[bytes], limits: HTTPLimits) -> Headers:
     return headers
 
 
-def parse_request_head(buffer: bytes | bytearray, limits: HTTPLimits = DEFAULT_LIMITS) -> tuple[Request, int] | None:
+def parse_request_head(
+    buffer: bytes | bytearray, limits: HTTPLimits = DEFAULT_LIMITS, searched: int = 0
+) -> tuple[Request, int] | None:
     """Parse a request head from the start of `buffer`.
 
     Returns the request and the number of bytes it took, or None when the head is not
     complete yet. Raises InvalidHTTP (carrying the status to answer) when it is malformed.
+    `searched`: how many bytes an earlier call already looked at without finding the end.
     """
-    end = _find_head_end(buffer, limits)
+    end = _find_head_end(buffer, limits, searched)
     if end < 0:
         return None
     lines = bytes(buffer[: end - 4]).split(b"\r\n")
@@ -193,9 +216,11 @@ def parse_request_head(buffer: bytes | bytearray, limits: HTTPLimits = DEFAULT_L
     return Request(method.decode("ascii"), target.decode("ascii"), headers, version.decode("ascii")), end
 
 
-def parse_response_head(buffer: bytes | bytearray, limits: HTTPLimits = DEFAULT_LIMITS) -> tuple[Response, int] | None:
+def parse_response_head(
+    buffer: bytes | bytearray, limits: HTTPLimits = DEFAULT_LIMITS, searched: int = 0
+) -> tuple[Response, int] | None:
     """Parse a status line and header fields; the body is left to the caller."""
-    end = _find_head_end(buffer, limits)
+    end = _find_head_end(buffer, limits, searched)
     if end < 0:
         return None
     lines = bytes(buffer[: end - 4]).split(b"\r\n")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from hybi.exceptions import HandshakeRejected
 from hybi.sansio.dialects import Dialect
-from hybi.sansio.http import Headers, Request, Response
+from hybi.sansio.http import Headers, Request, text_response
 
 __all__ = [
     "check_upgrade_request",
@@ -29,10 +29,8 @@ def upgrade_required(dialects: Sequence[Dialect], reason: str) -> HandshakeRejec
     headers = Headers([("Upgrade", "websocket"), ("Connection", "Upgrade")])
     if listed:
         headers.add("Sec-WebSocket-Version", listed)
-    body = f"{reason}\nSupported WebSocket versions: {listed or 'none numbered'}\n".encode()
-    headers.add("Content-Type", "text/plain; charset=utf-8")
-    headers.add("Content-Length", str(len(body)))
-    return HandshakeRejected(reason, Response(426, "Upgrade Required", headers, body))
+    text = f"{reason}\nSupported WebSocket versions: {listed or 'none numbered'}\n"
+    return HandshakeRejected(reason, text_response(426, text, headers))
 
 
 def check_upgrade_request(request: Request, dialects: Sequence[Dialect]) -> None:

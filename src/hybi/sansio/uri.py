@@ -22,9 +22,6 @@ class WebSocketURI:
         default = 443 if self.secure else 80
         return host if self.port == default else f"{host}:{self.port}"
 
-    def __str__(self) -> str:
-        return f"{'wss' if self.secure else 'ws'}://{self.host_header}{self.resource}"
-
 
 def parse_uri(uri: str) -> WebSocketURI:
     """Split a ws:// or wss:// URI; a fragment is refused (section 3)."""

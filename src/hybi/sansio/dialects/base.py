@@ -80,7 +80,6 @@ class Dialect(ABC):
 
     name: ClassVar[str]
     version: ClassVar[int | None]
-    summary: ClassVar[str]
     aliases: ClassVar[tuple[str, ...]] = ()
 
     @property

@@ -21,7 +21,6 @@ __all__ = ["Hixie75"]
 class Hixie75(Hixie76):
     name = "hixie-75"
     aliases = ("hixie75", "75")
-    summary = "hixie-75 (Chrome 4, Safari 5.0.0)"
     reason_phrase = "Web Socket Protocol Handshake"
     origin_header = "WebSocket-Origin"
     location_header = "WebSocket-Location"

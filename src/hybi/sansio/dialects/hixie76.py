@@ -30,7 +30,6 @@ class Hixie76(Dialect):
     name = "hixie-76"
     version = None
     aliases: ClassVar[tuple[str, ...]] = ("hybi-00", "hixie76", "76")
-    summary = "hixie-76 / hybi-00 (Chrome 6-13, Safari 5.0.1-5.1, iOS 4.2-5)"
     reason_phrase = "WebSocket Protocol Handshake"
     origin_header = "Sec-WebSocket-Origin"
     location_header = "Sec-WebSocket-Location"

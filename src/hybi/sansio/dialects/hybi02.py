@@ -20,7 +20,6 @@ __all__ = ["Hybi02"]
 class Hybi02(Hixie76):
     name = "hybi-02"
     aliases = ("hybi-03", "draft-2", "draft-3")
-    summary = "hybi-02 / hybi-03 (Sec-WebSocket-Draft: 2; no shipped browser)"
 
     @property
     def listed_as(self) -> int | None:

@@ -8,8 +8,10 @@ Close frames carry no status code here (em-websocket `close05.rb`).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from hybi.sansio.close import CloseCodeRule
 from hybi.sansio.dialects.base import ClientOffer, Session
-from hybi.sansio.dialects.hybi08 import hybi07_08_close_code
 from hybi.sansio.dialects.keyaccept import KeyAcceptDialect
 from hybi.sansio.events import Role
 from hybi.sansio.http import Request
@@ -21,11 +23,9 @@ __all__ = ["Hybi05"]
 class Hybi05(KeyAcceptDialect):
     name = "5"
     version = 5
-    summary = "hybi-05 (no shipped browser)"
     origin_header = "Sec-WebSocket-Origin"
-    close_rule = hybi07_08_close_code
-    minimal_lengths = False
-    close_status = False
+    status_rule: ClassVar[CloseCodeRule | None] = None
+    """The close codes a close frame may carry; None where close frames carry no status."""
 
     def new_session(
         self,
@@ -40,6 +40,6 @@ class Hybi05(KeyAcceptDialect):
             dialect_name=self.name,
             more_bit=False,
             prefix_mask=True,
-            close_rule=type(self).close_rule if self.close_status else None,
+            close_rule=type(self).status_rule,
             max_message_size=max_message_size,
         )

@@ -7,6 +7,7 @@ Framed as version 5; close frames now carry a 2-byte status code and a reason (e
 from __future__ import annotations
 
 from hybi.sansio.dialects.hybi05 import Hybi05
+from hybi.sansio.dialects.hybi08 import hybi07_08_close_code
 
 __all__ = ["Hybi06"]
 
@@ -14,5 +15,4 @@ __all__ = ["Hybi06"]
 class Hybi06(Hybi05):
     name = "6"
     version = 6
-    summary = "hybi-06 (IE 8/9 HTML5 Labs add-on)"
-    close_status = True
+    status_rule = hybi07_08_close_code

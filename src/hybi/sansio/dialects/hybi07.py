@@ -14,4 +14,3 @@ __all__ = ["Hybi07"]
 class Hybi07(Hybi08):
     name = "7"
     version = 7
-    summary = "hybi-07 (Firefox 6)"

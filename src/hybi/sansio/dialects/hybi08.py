@@ -22,7 +22,6 @@ def hybi07_08_close_code(code: int) -> bool:
 class Hybi08(KeyAcceptDialect):
     name = "8"
     version = 8
-    summary = "hybi-08 to -12 (Chrome 14-15, Firefox 7-10)"
     origin_header = "Sec-WebSocket-Origin"
     close_rule = hybi07_08_close_code
     minimal_lengths = False

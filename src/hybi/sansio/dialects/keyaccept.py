@@ -18,7 +18,7 @@ from hybi.exceptions import HandshakeRejected, InvalidHandshake, LegacyAnswer
 from hybi.sansio.close import CloseCodeRule
 from hybi.sansio.dialects.base import ClientOffer, Dialect, Session
 from hybi.sansio.events import Role
-from hybi.sansio.http import Headers, Request, Response
+from hybi.sansio.http import Headers, Request, Response, text_response
 from hybi.sansio.rfc6455_session import RFC6455Session
 
 __all__ = ["GUID", "KeyAcceptDialect", "accept_value", "bad_request", "generate_key", "legacy_answer"]
@@ -39,10 +39,7 @@ def generate_key() -> str:
 
 def bad_request(reason: str, status: int = 400) -> HandshakeRejected:
     """A rejection whose plain-text body says why."""
-    headers = Headers([("Content-Type", "text/plain; charset=utf-8"), ("Connection", "close")])
-    body = f"{reason}\n".encode()
-    headers.add("Content-Length", str(len(body)))
-    return HandshakeRejected(reason, Response(status, _REASONS.get(status, "Bad Request"), headers, body))
+    return HandshakeRejected(reason, text_response(status, f"{reason}\n", Headers([("Connection", "close")])))
 
 
 def legacy_answer(response: Response) -> str | None:
@@ -59,9 +56,6 @@ def legacy_answer(response: Response) -> str | None:
     if "WebSocket-Location" in headers:
         return "hixie-75"
     return None
-
-
-_REASONS = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 426: "Upgrade Required"}
 
 
 class KeyAcceptDialect(Dialect):

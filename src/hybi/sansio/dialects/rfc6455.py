@@ -13,7 +13,6 @@ class RFC6455(KeyAcceptDialect):
 
     name = "13"
     version = 13
-    summary = "RFC 6455 (hybi-13 to -17)"
     origin_header = "Origin"
     close_rule = rfc6455_close_code
     minimal_lengths = True
