@@ -141,13 +141,43 @@ def test_ping_resolves_with_the_pong() -> None:
 
 def test_keepalive_pings_flow() -> None:
     async def main() -> None:
-        pongs: list[bytes] = []
-        async with echo_server(ping_interval=0.05) as url, hybi.connect(url, ping_interval=None) as ws:
-            await asyncio.sleep(0.3)
+        async with echo_server() as url, hybi.connect(url, ping_interval=0.05, ping_timeout=1) as ws:
+            latencies: list[float] = []
+            original = ws.ping
+
+            async def counting_ping(data: str | bytes | None = None) -> asyncio.Future[float]:
+                pong = await original(data)
+                pong.add_done_callback(lambda done: latencies.append(done.result()))
+                return pong
+
+            ws.ping = counting_ping  # type: ignore[method-assign]
+            await asyncio.sleep(0.4)
+            assert len(latencies) >= 3  # keepalive pings went out and their pongs came back
             await ws.send("still here")
             assert await ws.recv() == "still here"
-            pongs.append(b"ok")
-        assert pongs
+
+    run(main())
+
+
+def test_keepalive_closes_with_1011_when_pongs_stop() -> None:
+    async def main() -> None:
+        async def deaf(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            handshake = ServerHandshake()
+            request = handshake.receive_data(await reader.readuntil(b"\r\n\r\n"))
+            assert request is not None
+            reply, _ = handshake.accept(request, handshake.negotiate(request))
+            writer.write(reply)
+            await reader.read()  # never answers a ping, nor the close frame
+            writer.close()
+
+        server = await asyncio.start_server(deaf, "127.0.0.1", 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            ws = await hybi.connect(f"ws://127.0.0.1:{port}/", ping_interval=0.05, ping_timeout=0.1, close_timeout=0.2)
+            with pytest.raises(hybi.ConnectionClosedError) as caught:
+                await ws.recv()
+            assert caught.value.sent_code == 1011
+            assert "no pong within 0.1 s" in str(caught.value)
 
     run(main())
 
@@ -599,8 +629,13 @@ def test_reading_pauses_when_the_queue_is_full() -> None:
 def test_large_sends_wait_for_the_peer() -> None:
     async def main() -> None:
         async with echo_server(max_size=None) as url, hybi.connect(url, max_size=None) as ws:
+            pauses: list[bool] = []
+            original = ws.pause_writing
+            ws.pause_writing = lambda: (pauses.append(True), original())[1]  # type: ignore[method-assign]
             payload = bytes(8 << 20)
             sender = asyncio.create_task(ws.send(payload))
+            await asyncio.sleep(0)
+            assert pauses and not sender.done()  # the transport pushed back and send() is waiting
             assert await ws.recv() == payload
             await sender
 

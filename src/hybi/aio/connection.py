@@ -35,8 +35,10 @@ Data = str | bytes
 logger = logging.getLogger("hybi")
 
 _FLUSH_AFTER_SENDS = 64
-"""Sends queued in one turn of the loop after which they are written at once, so that a
-sender that never yields still hands its frames to the transport (and feels backpressure)."""
+_FLUSH_AFTER_BYTES = 1 << 16
+"""Queued sends, or queued payload bytes, past which frames are written at once rather than
+at the end of the loop's turn: a sender that does not yield, or that sends large messages,
+then hands its frames to the transport and waits while the transport pushes back."""
 
 
 class Connection(asyncio.Protocol):
@@ -76,6 +78,7 @@ class Connection(asyncio.Protocol):
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._flush_handle: asyncio.Handle | None = None
         self._queued = 0
+        self._queued_bytes = 0
         self._close_exc: ConnectionClosed | None = None
         self._failure_detail = ""
         self.connection_lost_waiter: asyncio.Future[None] = self.loop.create_future()
@@ -323,7 +326,7 @@ class Connection(asyncio.Protocol):
             return
         else:
             raise TypeError(f"cannot send {type(message).__name__}: use str or bytes")
-        await self._after_send()
+        await self._after_send(len(message))
 
     async def _send_fragments(self, session: Session, fragments: AsyncIterator[Data]) -> None:
         try:
@@ -335,10 +338,10 @@ class Connection(asyncio.Protocol):
         async for fragment in fragments:
             self._send_fragment(session, previous, text, first, fin=False)
             first = False
-            await self._after_send()
+            await self._after_send(len(previous))
             previous = fragment
         self._send_fragment(session, previous, text, first, fin=True)
-        await self._after_send()
+        await self._after_send(len(previous))
 
     @staticmethod
     def _send_fragment(session: Session, fragment: Data, text: bool, first: bool, *, fin: bool) -> None:
@@ -351,10 +354,11 @@ class Connection(asyncio.Protocol):
         else:
             session.send_binary(fragment, fin=fin)
 
-    async def _after_send(self) -> None:
+    async def _after_send(self, size: int) -> None:
         """Flush now if a lot is queued, else at the end of this turn; wait while paused."""
         self._queued += 1
-        if self._queued >= _FLUSH_AFTER_SENDS:
+        self._queued_bytes += size
+        if self._queued >= _FLUSH_AFTER_SENDS or self._queued_bytes >= _FLUSH_AFTER_BYTES:
             self._flush()
         elif self._flush_handle is None:
             self._flush_handle = self.loop.call_soon(self._flush)
@@ -371,6 +375,7 @@ class Connection(asyncio.Protocol):
     def _flush(self) -> None:
         """Write everything the session queued, in one write."""
         self._queued = 0
+        self._queued_bytes = 0
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
