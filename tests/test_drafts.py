@@ -414,6 +414,9 @@ def test_interim_close_bodies() -> None:
         ("hybi-02", bytes([0x04, 2]) + b"\xc3\x28", 1007),
         ("hybi-02", bytes([0x05, 127]) + (1 << 21).to_bytes(8, "big"), 1009),
         ("6", build_interim_frame(0x4, b"\xff", more_bit=False, key=KEY), 1007),
+        ("5", build_interim_frame(0x4, b"\xff", more_bit=False, key=KEY), 1007),
+        ("5", build_interim_frame(0x7, b"", more_bit=False, key=KEY), 1002),  # reserved opcode
+        ("5", build_interim_frame(0x4, b"hello", more_bit=False), 1002),  # no key: the header reads as noise
         ("6", build_interim_frame(0x1, b"\x03", more_bit=False, key=KEY), 1002),
     ],
 )

@@ -10,7 +10,7 @@ from hybi.exceptions import HandshakeRejected, InvalidHandshake, InvalidStatus
 from hybi.sansio.dialects import DIALECTS, resolve_versions
 from hybi.sansio.dialects.keyaccept import accept_value
 from hybi.sansio.handshake import ClientHandshake, ServerHandshake
-from hybi.sansio.http import Headers, Request
+from hybi.sansio.http import Headers, HTTPLimits, Request
 from hybi.sansio.negotiation import choose_retry, parse_version_list
 
 RFC_REQUEST = (
@@ -145,6 +145,7 @@ class TestServer:
         with pytest.raises(HandshakeRejected) as caught:
             ServerHandshake().receive_data(b"GET / HTTP/1.1\r\nX: " + b"a" * 10000)
         assert caught.value.response.status == 431
+        assert caught.value.response.reason == "Request Header Fields Too Large"
 
 
 # Every request version against every server configuration: 101 or 426 with the exact list.
@@ -237,6 +238,13 @@ class TestClient:
             client.receive_data(b"HTTP/1.1 400 Bad Request\r\nSec-WebSocket-Version: 13,8\r\n\r\n")
         assert caught.value.server_versions == (13, 8)
         assert caught.value.response.status == 400
+
+    def test_oversized_response_head(self) -> None:
+        client = ClientHandshake(DIALECTS["13"], "/", "h", limits=HTTPLimits(max_head=1000))
+        client.receive_data(b"HTTP/1.1 101 Switching Protocols\r\n")
+        with pytest.raises(InvalidHandshake, match="longer than 1000 bytes"):
+            for _ in range(100):
+                client.receive_data(b"X-Filler: " + b"f" * 20 + b"\r\n")
 
     def test_malformed_response(self) -> None:
         client = ClientHandshake(DIALECTS["13"], "/", "h")
