@@ -18,6 +18,7 @@ from hybi.aio.server import ServerConnection, serve
 from hybi.exceptions import ConnectionClosed, HandshakeError, InvalidStatus
 from hybi.sansio.dialects import ALL_VERSIONS, DEFAULT_VERSIONS, resolve_versions
 from hybi.sansio.http import Headers, Request, Response
+from hybi.sansio.rfc6455_session import DEFAULT_MAX_MESSAGE_SIZE
 
 __all__ = ["main"]
 
@@ -27,6 +28,17 @@ def _versions(text: str) -> tuple[str, ...]:
         return tuple(d.name for d in resolve_versions(text))
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _size(text: str) -> int | None:
+    """A byte count for --max-size; 0 means no limit."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of bytes") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("a size cannot be negative")
+    return value or None
 
 
 def _say(message: str) -> None:
@@ -67,7 +79,9 @@ async def _serve(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-    async with serve(_echo, args.host, args.port, versions=args.versions, process_request=_serve_page) as server:
+    async with serve(
+        _echo, args.host, args.port, versions=args.versions, process_request=_serve_page, max_size=args.max_size
+    ) as server:
         host = args.host if ":" not in args.host else f"[{args.host}]"
         url = f"ws://{host}:{server.port}/"
         print(f"hybi: serving WebSocket versions {', '.join(args.versions)} on {url}", flush=True)
@@ -235,6 +249,12 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--host", default="127.0.0.1")
     serve_cmd.add_argument("--port", type=int, default=8765)
     serve_cmd.add_argument("--versions", type=_versions, default=DEFAULT_VERSIONS, help=known)
+    serve_cmd.add_argument(
+        "--max-size",
+        type=_size,
+        default=DEFAULT_MAX_MESSAGE_SIZE,
+        help="largest message accepted, in bytes (default 1 MiB; 0 for no limit); larger ones close with 1009",
+    )
 
     connect_cmd = commands.add_parser("connect", help="send standard input line by line, print what comes back")
     connect_cmd.add_argument("url")
