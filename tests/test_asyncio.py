@@ -13,7 +13,7 @@ import pytest
 
 import hybi
 from conftest import raw_frame, run
-from hybi.sansio.dialects import Session
+from hybi.sansio.connection import Connection, ServerConnection
 from hybi.sansio.dialects.keyaccept import accept_value
 from hybi.sansio.events import State
 from hybi.sansio.handshake import ServerHandshake
@@ -143,14 +143,14 @@ def test_keepalive_pings_flow() -> None:
     async def main() -> None:
         async with echo_server() as url, hybi.connect(url, ping_interval=0.05, ping_timeout=1) as ws:
             latencies: list[float] = []
-            original = ws.ping
+            original = ws._pong_received
 
-            async def counting_ping(data: str | bytes | None = None) -> asyncio.Future[float]:
-                pong = await original(data)
-                pong.add_done_callback(lambda done: latencies.append(done.result()))
-                return pong
+            def counting_pong(data: bytes) -> None:  # every pong that arrives
+                original(data)
+                assert ws.latency is not None
+                latencies.append(ws.latency)
 
-            ws.ping = counting_ping  # type: ignore[method-assign]
+            ws._pong_received = counting_pong  # type: ignore[method-assign]
             await asyncio.sleep(0.4)
             assert len(latencies) >= 3  # keepalive pings went out and their pongs came back
             await ws.send("still here")
@@ -383,11 +383,11 @@ class FakeServer:
         version = request.headers.get("Sec-WebSocket-Version")
         self.requests.append(version)
         if self.accepts is not None and version in self.accepts.split(","):
-            handshake = ServerHandshake(self.accepts)
-            handshake.receive_data(head)
-            reply, accepted = handshake.accept(request, handshake.negotiate(request))
-            writer.write(reply)
-            await self.echo(accepted.session, reader, writer)
+            server = ServerConnection(self.accepts)
+            server.receive_data(head)
+            server.accept()
+            writer.write(server.data_to_send())
+            await self.echo(server, reader, writer)
         else:
             headers = Headers([("Sec-WebSocket-Version", value) for value in self.fields])
             headers.add("Content-Length", str(len(self.body)))
@@ -395,7 +395,7 @@ class FakeServer:
         writer.close()
 
     @staticmethod
-    async def echo(session: Session, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def echo(session: Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while data := await reader.read(65536):
             for event in session.receive_data(data):
                 if isinstance(event, str):

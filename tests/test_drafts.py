@@ -10,12 +10,23 @@ from hypothesis import strategies as st
 
 from conftest import feed
 from hybi.exceptions import HandshakeRejected, InvalidHandshake, UnsupportedFeature
+from hybi.sansio.connection import ClientConnection, Connection, Options, ServerConnection, open_connection
 from hybi.sansio.dialects import DIALECTS
-from hybi.sansio.events import CloseReceived, ConnectionFailed, Event, Ping, Pong, Role, State
+from hybi.sansio.events import (
+    CloseReceived,
+    ConnectionFailed,
+    Event,
+    HandshakeFailed,
+    Opened,
+    Ping,
+    Pong,
+    RequestReceived,
+    Role,
+    State,
+)
+from hybi.sansio.framing.interim import build_interim_frame
 from hybi.sansio.handshake import ClientHandshake, ServerHandshake
 from hybi.sansio.hixie_challenge import challenge_answer, generate_key, key_part
-from hybi.sansio.interim_session import InterimSession, build_interim_frame
-from hybi.sansio.sentinel_session import SentinelSession
 
 # The example of hixie-76 section 1.3 (and hybi-00), as shared/versions.md section 4 gives it.
 HIXIE76_REQUEST = (
@@ -52,19 +63,12 @@ HIXIE75_RESPONSE = (
 )
 
 
-def serve_request(data: bytes, versions: str = "all") -> tuple[bytes, ServerHandshake]:
-    """What a server writes for `data`: the 101 head and whatever the session then sends."""
-    handshake = ServerHandshake(versions, subprotocols=["sample"])
-    request = handshake.receive_data(data)
-    assert request is not None
-    try:
-        dialect = handshake.negotiate(request)
-    except HandshakeRejected as rejection:
-        return rejection.response.serialize(), handshake
-    reply, accepted = handshake.accept(request, dialect, subprotocol=handshake.select_subprotocol(request, dialect))
-    accepted.session.receive_data(handshake.trailing)
-    handshake.session = accepted.session  # type: ignore[attr-defined]
-    return reply + accepted.session.data_to_send(), handshake
+def serve_request(data: bytes, versions: str = "all", max_size: int | None = 1 << 20) -> tuple[bytes, ServerConnection]:
+    """What a server writes for `data`: the 101 head and whatever the connection then sends."""
+    server = ServerConnection(versions, Options(max_size=max_size), subprotocols=["sample"])
+    if any(isinstance(event, RequestReceived) for event in server.receive_data(data)):
+        server.accept()
+    return server.data_to_send(), server
 
 
 # -- hixie-76 challenge ------------------------------------------------------------------------
@@ -108,25 +112,23 @@ class TestHixie76Server:
     def test_spec_example(self, feed_mode: str) -> None:
         data = HIXIE76_REQUEST + HIXIE76_KEY3
         if feed_mode == "bytewise":
-            handshake = ServerHandshake("hixie-76", subprotocols=["sample"])
-            request = None
+            server = ServerConnection("hixie-76", subprotocols=["sample"])
+            events: list[Event] = []
             for index in range(len(HIXIE76_REQUEST)):
-                request = handshake.receive_data(data[index : index + 1])
-            assert request is not None
-            dialect = handshake.negotiate(request)
-            reply, accepted = handshake.accept(request, dialect, subprotocol="sample")
-            assert reply == HIXIE76_RESPONSE
-            assert accepted.session.data_to_send() == b""  # the head goes out before key3 arrives
+                events += server.receive_data(data[index : index + 1])
+            assert events == [RequestReceived(server.handshake.request)]  # type: ignore[arg-type]
+            server.accept()
+            assert server.data_to_send() == HIXIE76_RESPONSE  # the head goes out before key3 arrives
             out = b""
             for byte in HIXIE76_KEY3:
-                assert not accepted.session.ready
-                accepted.session.receive_data(bytes([byte]))
-                out += accepted.session.data_to_send()
-            assert accepted.session.ready
+                assert server.state is State.CONNECTING
+                server.receive_data(bytes([byte]))
+                out += server.data_to_send()
+            assert server.state is State.OPEN
             assert out == HIXIE76_ANSWER
         else:
             extra = b"\x00hi\xff" if feed_mode == "trailing" else b""
-            written, handshake = serve_request(data + extra)
+            written, _ = serve_request(data + extra)
             assert written == HIXIE76_RESPONSE + HIXIE76_ANSWER
 
     def test_with_content_length_8(self) -> None:
@@ -135,16 +137,15 @@ class TestHixie76Server:
         assert written == HIXIE76_RESPONSE + HIXIE76_ANSWER
 
     def test_frames_after_key3(self) -> None:
-        _written, handshake = serve_request(HIXIE76_REQUEST + HIXIE76_KEY3 + b"\x00Hello\xff")
-        session = handshake.session  # type: ignore[attr-defined]
-        assert session.ready
+        _written, session = serve_request(HIXIE76_REQUEST + HIXIE76_KEY3 + b"\x00Hello\xff")
+        assert session.state is State.OPEN
         session.send_text("back")
         assert session.data_to_send() == b"\x00back\xff"
 
     def test_no_key3_yet_means_not_ready(self) -> None:
-        written, handshake = serve_request(HIXIE76_REQUEST + HIXIE76_KEY3[:5])
+        written, session = serve_request(HIXIE76_REQUEST + HIXIE76_KEY3[:5])
         assert written == HIXIE76_RESPONSE
-        assert not handshake.session.ready  # type: ignore[attr-defined]
+        assert session.state is State.CONNECTING
 
     @pytest.mark.parametrize(
         ("old", "new", "words"),
@@ -168,43 +169,34 @@ class TestHixie76Client:
     def offer(self) -> ClientHandshake:
         return ClientHandshake(DIALECTS["hixie-76"], "/demo", "example.com", origin="http://example.com")
 
+    def connection(self) -> ClientConnection:
+        return ClientConnection(DIALECTS["hixie-76"], "/demo", "example.com", origin="http://example.com")
+
     def test_request_carries_key3(self) -> None:
-        client = self.offer()
-        data = client.request_bytes()
+        data = self.connection().data_to_send()
         head, body = data.split(b"\r\n\r\n", 1)
         assert len(body) == 8
         assert b"Upgrade: WebSocket\r\n" in head and b"Origin: http://example.com\r\n" in head
 
     def test_against_the_server(self, feed_mode: str) -> None:
-        client = self.offer()
-        written, _ = serve_request(client.request_bytes(), "hixie-76")
+        client = self.connection()
+        written, _ = serve_request(client.data_to_send(), "hixie-76")
         data = written + b"\x00hi\xff"
         if feed_mode == "bytewise":
-            accepted = None
             events: list[Event] = []
             for index in range(len(data)):
-                if accepted is None:
-                    accepted = client.receive_data(data[index : index + 1])
-                    if accepted is not None:
-                        events += accepted.session.receive_data(client.trailing)
-                else:
-                    events += accepted.session.receive_data(data[index : index + 1])
-            assert accepted is not None
+                events += client.receive_data(data[index : index + 1])
         else:
-            accepted = client.receive_data(data)
-            assert accepted is not None
-            events = accepted.session.receive_data(client.trailing)
-        assert accepted.session.ready
-        assert events == ["hi"]
+            events = client.receive_data(data)
+        assert client.state is State.OPEN
+        assert events == [Opened(), "hi"]
 
     def test_wrong_answer_fails(self) -> None:
-        client = self.offer()
-        written, _ = serve_request(client.request_bytes(), "hixie-76")
-        accepted = client.receive_data(written[:-16] + b"0123456789abcdef")
-        assert accepted is not None
-        events = accepted.session.receive_data(client.trailing)
-        assert isinstance(events[-1], ConnectionFailed) and "challenge" in events[-1].reason
-        assert not accepted.session.ready
+        client = self.connection()
+        written, _ = serve_request(client.data_to_send(), "hixie-76")
+        events = client.receive_data(written[:-16] + b"0123456789abcdef")
+        assert isinstance(events[-1], HandshakeFailed) and "challenge" in str(events[-1].error)
+        assert client.state is State.REJECTED
 
     @pytest.mark.parametrize(
         ("old", "new", "words"),
@@ -234,12 +226,12 @@ class TestHixie75:
         )
 
     def test_client_against_the_server(self) -> None:
-        client = ClientHandshake(DIALECTS["hixie-75"], "/demo", "example.com", origin="http://example.com")
-        assert client.request_bytes().endswith(b"\r\n\r\n")  # no body
-        written, _ = serve_request(client.request_bytes(), "hixie-75")
-        accepted = client.receive_data(written + b"\x00x\xff")
-        assert accepted is not None and accepted.session.ready
-        assert accepted.session.receive_data(client.trailing) == ["x"]
+        client = ClientConnection(DIALECTS["hixie-75"], "/demo", "example.com", origin="http://example.com")
+        request = client.data_to_send()
+        assert request.endswith(b"\r\n\r\n")  # no body
+        written, _ = serve_request(request, "hixie-75")
+        assert client.receive_data(written + b"\x00x\xff") == [Opened(), "x"]
+        assert client.state is State.OPEN
 
     def test_client_refuses_a_near_miss(self) -> None:
         client = ClientHandshake(DIALECTS["hixie-75"], "/demo", "example.com", origin="http://example.com")
@@ -257,7 +249,7 @@ class TestHixie75:
         assert client.receive_data(lowered) is not None
 
     def test_tcp_close_is_the_close(self) -> None:
-        session = SentinelSession(Role.SERVER, dialect_name="hixie-75", close_frame=False, max_message_size=None)
+        session = open_connection(DIALECTS["hixie-75"], Role.SERVER, Options(max_size=None))
         assert session.receive_data(b"\xff\x00\x00a\xff") == ["a"]  # 0xFF 0x00 is an empty frame here
         assert session.receive_eof() == [CloseReceived(1005, "")]
         assert session.state is State.CLOSED
@@ -266,9 +258,9 @@ class TestHixie75:
 # -- sentinel framing --------------------------------------------------------------------------
 
 
-def sentinel(close_frame: bool = True, max_message_size: int | None = 1000) -> SentinelSession:
+def sentinel(close_frame: bool = True, max_message_size: int | None = 1000) -> Connection:
     name = "hixie-76" if close_frame else "hixie-75"
-    return SentinelSession(Role.SERVER, dialect_name=name, close_frame=close_frame, max_message_size=max_message_size)
+    return open_connection(DIALECTS[name], Role.SERVER, Options(max_size=max_message_size))
 
 
 def test_sentinel_text(feed_mode: str) -> None:
@@ -291,7 +283,7 @@ def test_sentinel_close_is_answered(feed_mode: str) -> None:
 @pytest.mark.parametrize(
     ("data", "code", "words"),
     [
-        (b"\x00" + b"a" * 1001, 1009, "without its 0xFF end"),
+        (b"\x00" + b"a" * 1001, 1009, "more than 1000 bytes"),
         (b"\x80\x88\x00", 1009, "limit is 1000"),
         (b"\x80" + b"\xff" * 11, 1002, "more than 9 bytes"),
         (b"\x00ab\xffcd\xff", 1002, "0xFF inside a text frame"),
@@ -334,27 +326,23 @@ KEY = bytes.fromhex("37fa213d")
 HELLO_05 = bytes.fromhex("37fa213db3ff69585b964e")  # shared/versions.md: "Hello", -05/06, key 37 fa 21 3d
 
 
-def interim(role: Role, name: str, max_message_size: int | None = 1 << 20) -> InterimSession:
-    """A session of `name` ready for frames (for hybi-02, past its hixie-76 challenge)."""
+def interim(role: Role, name: str, max_message_size: int | None = 1 << 20) -> Connection:
+    """A connection of `name` ready for frames (for hybi-02, past its hixie-76 challenge)."""
+    options = Options(max_size=max_message_size)
     if name != "hybi-02":
-        session = DIALECTS[name].new_session(role, max_message_size=max_message_size)
+        session: Connection = open_connection(DIALECTS[name], role, options)
     elif role is Role.SERVER:
-        handshake = ServerHandshake("hybi-02", max_message_size=max_message_size)
-        parsed = handshake.receive_data(request(Sec_WebSocket_Draft="2", **KEYS) + HIXIE76_KEY3)
-        assert parsed is not None
-        _, accepted = handshake.accept(parsed, handshake.negotiate(parsed))
-        session = accepted.session
-        session.receive_data(handshake.trailing)
-        assert session.data_to_send() == HIXIE76_ANSWER
+        written, session = serve_request(
+            request(Sec_WebSocket_Draft="2", **KEYS) + HIXIE76_KEY3, "hybi-02", max_message_size
+        )
+        assert written.endswith(HIXIE76_ANSWER)
     else:
-        client = ClientHandshake(DIALECTS["hybi-02"], "/", "h", max_message_size=max_message_size)
-        assert b"Sec-WebSocket-Draft: 2\r\n" in client.request_bytes()
-        written, _ = serve_request(client.request_bytes(), "hybi-02")
-        accepted = client.receive_data(written)
-        assert accepted is not None
-        session = accepted.session
-        session.receive_data(client.trailing)
-    assert isinstance(session, InterimSession) and session.ready
+        session = ClientConnection(DIALECTS["hybi-02"], "/", "h", options)
+        request_bytes = session.data_to_send()
+        assert b"Sec-WebSocket-Draft: 2\r\n" in request_bytes
+        written, _ = serve_request(request_bytes, "hybi-02")
+        assert session.receive_data(written) == [Opened()]
+    assert session.state is State.OPEN
     return session
 
 
@@ -496,7 +484,10 @@ def test_interim_round_trip(
         encoded = message.encode() if isinstance(message, str) else message
         parts = [encoded[i : i + fragment_size] for i in range(0, len(encoded), fragment_size)] or [b""]
         first, *rest = parts
-        sender._send_data(0x4 if isinstance(message, str) else 0x5, first, not rest)
+        if isinstance(message, str):
+            sender.send_text(first, fin=not rest)
+        else:
+            sender.send_binary(first, fin=not rest)
         for index, part in enumerate(rest):
             sender.send_continuation(part, fin=index == len(rest) - 1)
     wire = sender.data_to_send()

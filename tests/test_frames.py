@@ -8,10 +8,10 @@ from hypothesis import strategies as st
 
 from conftest import feed, raw_frame
 from hybi.exceptions import InvalidState
+from hybi.sansio.connection import Connection, Options, open_connection
 from hybi.sansio.dialects import DIALECTS
 from hybi.sansio.events import CloseReceived, ConnectionFailed, Ping, Pong, Role, State
 from hybi.sansio.frames import apply_mask, build_frame
-from hybi.sansio.rfc6455_session import RFC6455Session
 
 KEY = bytes.fromhex("37fa213d")
 
@@ -25,17 +25,15 @@ BINARY_256 = bytes.fromhex("827e0100")
 BINARY_64K = bytes.fromhex("827f0000000000010000")
 
 
-def session(role: Role, version: str = "13", max_message_size: int | None = 1 << 20) -> RFC6455Session:
-    made = DIALECTS[version].new_session(role, max_message_size=max_message_size)
-    assert isinstance(made, RFC6455Session)
-    return made
+def session(role: Role, version: str = "13", max_message_size: int | None = 1 << 20) -> Connection:
+    return open_connection(DIALECTS[version], role, Options(max_size=max_message_size))
 
 
-def server(version: str = "13", **kwargs: int | None) -> RFC6455Session:
+def server(version: str = "13", **kwargs: int | None) -> Connection:
     return session(Role.SERVER, version, **kwargs)
 
 
-def client(version: str = "13", **kwargs: int | None) -> RFC6455Session:
+def client(version: str = "13", **kwargs: int | None) -> Connection:
     return session(Role.CLIENT, version, **kwargs)
 
 
@@ -153,7 +151,7 @@ def test_round_trip(
         first, *rest = parts
         if isinstance(message, str):
             # Split at byte boundaries even inside a character: the receiver must cope.
-            sender._send_data(0x1, first, not rest)
+            sender.send_text(first, fin=not rest)
         else:
             sender.send_binary(first, fin=not rest)
         for index, part in enumerate(rest):
@@ -176,7 +174,7 @@ def failure(events: list[object]) -> ConnectionFailed:
     return events[-1]
 
 
-def sent_close_code(peer: RFC6455Session) -> int:
+def sent_close_code(peer: Connection) -> int:
     data = peer.data_to_send()
     reader = client() if peer.role is Role.SERVER else server()
     events = reader.receive_data(data)

@@ -7,8 +7,10 @@ import itertools
 import pytest
 
 from hybi.exceptions import HandshakeRejected, InvalidHandshake, InvalidStatus
+from hybi.sansio.connection import open_connection
 from hybi.sansio.dialects import DIALECTS, resolve_versions
 from hybi.sansio.dialects.keyaccept import accept_value
+from hybi.sansio.events import Role
 from hybi.sansio.handshake import ClientHandshake, ServerHandshake
 from hybi.sansio.http import Headers, HTTPLimits, Request
 from hybi.sansio.negotiation import choose_retry, parse_version_list
@@ -89,7 +91,7 @@ class TestServer:
         assert request.origin == "http://example.com"
         reply, accepted = handshake.accept(request, dialect, subprotocol=handshake.select_subprotocol(request, dialect))
         assert reply == RFC_RESPONSE
-        assert accepted.session.receive_data(handshake.trailing) == ["Hello"]
+        assert open_connection(accepted.dialect, Role.SERVER).receive_data(handshake.trailing) == ["Hello"]
 
     def test_server_prefers_its_own_subprotocol_order(self) -> None:
         handshake = ServerHandshake(subprotocols=["superchat", "chat"])
@@ -198,7 +200,7 @@ class TestClient:
             assert accepted.subprotocol == "chat"
             assert accepted.dialect.name == version
             assert client.trailing == frame
-            assert accepted.session.receive_data(client.trailing) == ["hi"]
+            assert open_connection(accepted.dialect, Role.CLIENT).receive_data(client.trailing) == ["hi"]
 
     def response_for(self, client: ClientHandshake, **changes: str | None) -> bytes:
         fields: dict[str, str | None] = {

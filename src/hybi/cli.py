@@ -16,9 +16,9 @@ from typing import Any
 from hybi.aio.client import ClientConnection, connect
 from hybi.aio.server import ServerConnection, serve
 from hybi.exceptions import ConnectionClosed, HandshakeError, InvalidStatus
+from hybi.sansio.connection import DEFAULT_MAX_SIZE
 from hybi.sansio.dialects import ALL_VERSIONS, DEFAULT_VERSIONS, resolve_versions
 from hybi.sansio.http import Headers, Request, Response
-from hybi.sansio.rfc6455_session import DEFAULT_MAX_MESSAGE_SIZE
 
 __all__ = ["main"]
 
@@ -252,7 +252,7 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument(
         "--max-size",
         type=_size,
-        default=DEFAULT_MAX_MESSAGE_SIZE,
+        default=DEFAULT_MAX_SIZE,
         help="largest message accepted, in bytes (default 1 MiB; 0 for no limit); larger ones close with 1009",
     )
 

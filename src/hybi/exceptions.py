@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from hybi.sansio.dialects.base import Dialect
     from hybi.sansio.http import Response
 
 __all__ = [
@@ -25,7 +26,9 @@ __all__ = [
     "InvalidHandshake",
     "InvalidState",
     "InvalidStatus",
+    "InvalidUTF8",
     "LegacyAnswer",
+    "MessageTooBig",
     "NoCommonVersion",
     "ProtocolError",
     "UnsupportedFeature",
@@ -131,11 +134,11 @@ class UnsupportedFeature(HybiError):
 class LegacyAnswer(InvalidHandshake):
     """A server answered a versioned request in the manner of a pre-version draft.
 
-    `dialect` names the draft its answer shows ("hixie-76" or "hixie-75"); a client that
-    speaks it may retry with it.
+    `dialect` is the draft its answer shows (hixie-76 or hixie-75); a client that speaks
+    it may retry with it.
     """
 
-    def __init__(self, message: str, dialect: str) -> None:
+    def __init__(self, message: str, dialect: Dialect) -> None:
         super().__init__(message)
         self.dialect = dialect
 
@@ -145,12 +148,21 @@ class InvalidState(HybiError):
 
 
 class ProtocolError(HybiError):
-    """The peer broke the protocol; `code` is the close code to fail the connection with."""
+    """The peer broke the protocol. The connection fails with the close code its class
+    stands for: 1002 here, 1007 for InvalidUTF8, 1009 for MessageTooBig (RFC 6455 section
+    7.4.1); `sansio.connection` maps each class to its code in one place."""
 
-    def __init__(self, reason: str, code: int = 1002) -> None:
+    def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.code = code
+
+
+class InvalidUTF8(ProtocolError):
+    """A text message or close reason is not valid UTF-8 (1007, RFC 6455 section 8.1)."""
+
+
+class MessageTooBig(ProtocolError):
+    """A message, or a frame the drafts read and discard, exceeds the size limit (1009)."""
 
 
 class ConnectionClosed(HybiError):

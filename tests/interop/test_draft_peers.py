@@ -205,5 +205,6 @@ def test_ruby_client_masks_5_and_6_the_later_way(version: str, close_body: list[
     connection: with 1002 in -06, with a close frame without status in -05."""
     report, seen = run_ruby_client(version)
     assert report["echoed"] == 0
-    assert report["close_body"] == close_body
+    assert report["close_body"][:2] == close_body  # the status code; a -06 close also says why
+    assert ("reserved bits" in bytes(report["close_body"][2:]).decode()) == bool(close_body)
     assert seen == [int(version)]

@@ -1,10 +1,14 @@
-"""An open WebSocket connection on asyncio, for both roles.
+"""An open WebSocket connection on asyncio, for both roles: a pump over the sans-I/O core.
 
-The connection is an `asyncio.Protocol`: the transport hands it bytes, the sans-I/O
-session turns them into events, and whatever the session queued while handling one read
-(pongs, close replies) leaves in one `transport.write`. Messages the application sends
-are queued too and flushed once per turn of the event loop, so many small sends made in
-one turn (an echo of every message that one read delivered, say) share one write.
+The connection is an `asyncio.Protocol`. It hands received bytes to its
+`hybi.sansio.Connection` (`protocol`), turns the events into futures and queued
+messages, writes what the core queued, does to the transport what the core says
+(`transport_action`), and calls the core back at its `next_deadline`. Every protocol
+decision (closing, keepalive, timeouts, what counts as a normal close) is the core's.
+
+Whatever the core queued while handling one read (pongs, close replies) leaves in one
+`transport.write`; messages the application sends are flushed once per turn of the event
+loop, so many small sends made in one turn share one write.
 """
 
 from __future__ import annotations
@@ -17,16 +21,19 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any, cast
 
-from hybi.exceptions import (
-    ConnectionClosed,
-    ConnectionClosedError,
-    ConnectionClosedOK,
-    InvalidHandshake,
-    InvalidState,
-    UnsupportedFeature,
+from hybi.exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, InvalidHandshake, InvalidState
+from hybi.sansio.connection import Connection as Protocol
+from hybi.sansio.dialects import Dialect
+from hybi.sansio.events import (
+    ConnectionFailed,
+    Event,
+    HandshakeFailed,
+    Opened,
+    Pong,
+    RequestReceived,
+    State,
+    TransportAction,
 )
-from hybi.sansio.dialects import Dialect, Session
-from hybi.sansio.events import CloseReceived, ConnectionFailed, Pong, Role, State
 from hybi.sansio.http import Headers, Request, Response
 
 __all__ = ["Connection", "Data"]
@@ -42,34 +49,19 @@ then hands its frames to the transport and waits while the transport pushes back
 
 
 class Connection(asyncio.Protocol):
-    """One WebSocket connection, after (and during) its opening handshake.
+    """One WebSocket connection, during and after its opening handshake.
 
     Use `send`, `recv` or `async for`, `ping`, `close`. `version`, `subprotocol`,
     `request` and `response` describe what the handshake agreed.
     """
 
-    role: Role
-
-    def __init__(
-        self,
-        *,
-        max_queue: int = 32,
-        ping_interval: float | None = 20.0,
-        ping_timeout: float | None = 20.0,
-        close_timeout: float = 10.0,
-    ) -> None:
+    def __init__(self, protocol: Protocol, *, max_queue: int = 32) -> None:
         self.loop = asyncio.get_running_loop()
+        self.protocol = protocol
         self.transport: asyncio.Transport | None = None
-        self.session: Session | None = None
-        self.dialect: Dialect | None = None
-        self.subprotocol: str | None = None
-        self.request: Request | None = None
-        self.response: Response | None = None
         self.remote_address: Any = None
+        self.local_address: Any = None
         self.max_queue = max_queue
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
-        self.close_timeout = close_timeout
         self._messages: collections.deque[Data] = collections.deque()
         self._recv_waiter: asyncio.Future[None] | None = None
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
@@ -77,27 +69,39 @@ class Connection(asyncio.Protocol):
         self._writing_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._flush_handle: asyncio.Handle | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
         self._queued = 0
         self._queued_bytes = 0
+        self._fragmented_send: asyncio.Future[None] | None = None
         self._close_exc: ConnectionClosed | None = None
-        self._failure_detail = ""
         self.connection_lost_waiter: asyncio.Future[None] = self.loop.create_future()
-        self._keepalive_task: asyncio.Task[None] | None = None
-        self._close_timer: asyncio.TimerHandle | None = None
-        self._head = b""
-        self.ready: asyncio.Future[None] = self.loop.create_future()
-        """Done once the session may carry messages (after the hixie-76 challenge)."""
+        self.opened: asyncio.Future[None] = self.loop.create_future()
+        """Done once the opening handshake completed (after the hixie-76 challenge)."""
 
     # -- what the handshake agreed -------------------------------------------------------
 
     @property
+    def dialect(self) -> Dialect | None:
+        return self.protocol.dialect
+
+    @property
     def version(self) -> int | str | None:
         """The negotiated version: its number (13, 8, 7, 6, 5) or, for the drafts before
-        version numbers, its name ("hybi-02", "hixie-76", "hixie-75"); None before the
-        handshake."""
-        if self.dialect is None:
-            return None
-        return self.dialect.version if self.dialect.version is not None else self.dialect.name
+        version numbers, its name ("hybi-02", "hixie-76", "hixie-75"); None before."""
+        return self.protocol.version
+
+    @property
+    def subprotocol(self) -> str | None:
+        return self.protocol.subprotocol
+
+    @property
+    def request(self) -> Request | None:
+        return self.protocol.request
+
+    @property
+    def response(self) -> Response | None:
+        return self.protocol.response
 
     @property
     def path(self) -> str:
@@ -113,11 +117,12 @@ class Connection(asyncio.Protocol):
 
     @property
     def state(self) -> State:
-        if self.session is None:
-            return State.CLOSED if self.connection_lost_waiter.done() else State.OPEN
-        if self.connection_lost_waiter.done():
-            return State.CLOSED
-        return self.session.state
+        return self.protocol.state
+
+    @property
+    def latency(self) -> float | None:
+        """The round trip of the last keepalive ping, in seconds."""
+        return self.protocol.latency
 
     @property
     def close_code(self) -> int | None:
@@ -134,36 +139,47 @@ class Connection(asyncio.Protocol):
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
         self.remote_address = transport.get_extra_info("peername")
+        self.local_address = transport.get_extra_info("sockname")
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        self._process(self.protocol.receive_data(data, now=self.loop.time()))
+
+    def eof_received(self) -> bool | None:
+        self._process(self.protocol.receive_eof(now=self.loop.time()))
+        return None  # the transport closes itself; connection_lost follows
 
     def pause_writing(self) -> None:
+        """The peer reads slower than this side writes: stop reading too, so that answers
+        to what it sends (pongs) cannot pile up in memory."""
         self._writing_paused = True
+        if self.transport is not None and not self._reading_paused:
+            self.transport.pause_reading()
 
     def resume_writing(self) -> None:
         self._writing_paused = False
+        if self.transport is not None and not self._reading_paused and not self.transport.is_closing():
+            self.transport.resume_reading()
         for waiter in self._drain_waiters:
             if not waiter.done():
                 waiter.set_result(None)
         self._drain_waiters.clear()
 
-    def eof_received(self) -> bool | None:
-        if self.session is not None:
-            for event in self.session.receive_eof():
-                if type(event) is CloseReceived:
-                    self._closing_handshake_done()
-        return None  # the transport closes itself; connection_lost follows
-
     def connection_lost(self, exc: Exception | None) -> None:
+        self._process(self.protocol.connection_lost(now=self.loop.time()))
         if self._close_exc is None:
-            self._close_exc = self._closed_exception(exc)
-        for handle in (self._flush_handle, self._close_timer):
+            info = self.protocol.close_info()
+            if info is not None:
+                self._close_exc = info.exception()
+            else:
+                detail = f"transport error: {exc}" if exc else "connection closed"
+                self._close_exc = ConnectionClosedError(1006, "", None, detail)
+        for handle in (self._flush_handle, self._timer):
             if handle is not None:
                 handle.cancel()
-        if self._keepalive_task is not None:
-            self._keepalive_task.cancel()
         self._wake_reader()
-        if not self.ready.done():
-            self.ready.set_exception(self._close_exc)
-            self.ready.exception()
+        if not self.opened.done():
+            self._handshake_failed(exc)
         for waiter, _ in self._pings.values():
             if not waiter.done():
                 waiter.set_exception(self._close_exc)
@@ -173,87 +189,79 @@ class Connection(asyncio.Protocol):
         if not self.connection_lost_waiter.done():
             self.connection_lost_waiter.set_result(None)
 
-    def _closed_exception(self, exc: Exception | None) -> ConnectionClosed:
-        session = self.session
-        sent = session.close_sent[0] if session is not None and session.close_sent is not None else None
-        received = session.close_received if session is not None else None
-        failure: ConnectionFailed | None = session.failure if session is not None else None
-        if failure is not None:
-            return ConnectionClosedError(1006, "", sent, f"{failure.reason}; sent close code {failure.code}")
-        if received is None:
-            detail = self._failure_detail or (
-                f"transport error: {exc}" if exc else "connection dropped with no close frame"
-            )
-            return ConnectionClosedError(1006, "", sent, detail)
-        code, reason = received
-        if code in (1000, 1001, 1005) and (sent is None or sent in (1000, 1001)):
-            return ConnectionClosedOK(code, reason, sent)
-        return ConnectionClosedError(code, reason, sent)
+    def _handshake_failed(self, exc: Exception | None) -> None:
+        """The opening handshake ended without a connection; the core says why."""
+        error = self.protocol.handshake_error
+        failure = error or InvalidHandshake(
+            f"connection closed during the opening handshake{f': {exc}' if exc else ''}"
+        )
+        self.opened.set_exception(failure)
+        self.opened.exception()
 
-    # -- receiving -----------------------------------------------------------------------
+    # -- events from the core ------------------------------------------------------------
 
-    def _open(self, session: Session, trailing: bytes, head: bytes = b"") -> None:
-        """Switch from the handshake to the session; feed it what came after the head.
-
-        `head` (a server's 101) leaves in the same write as whatever the session answers to
-        `trailing`: a hixie-76 key3 that came with the request gets its answer in the
-        packet that carries the head, which clients that read them together rely on.
-        """
-        self.session = session
-        self._head = head
-        if self.ping_interval is not None:
-            self._keepalive_task = self.loop.create_task(self._keepalive())
-        if trailing:
-            self._handle_data(trailing)
-        else:
-            self._flush()
-            self._check_ready()
-
-    def _check_ready(self) -> None:
-        session = self.session
-        if self.ready.done() or session is None:
-            return
-        if session.ready:
-            self.ready.set_result(None)
-        elif session.failure is not None:
-            self.ready.set_exception(InvalidHandshake(session.failure.reason))
-            self.ready.exception()
-
-    def _handle_data(self, data: bytes) -> None:
-        session = self.session
-        assert session is not None
-        events = session.receive_data(data)
+    def _process(self, events: list[Event]) -> None:
+        """Act on the core's events, write what it queued, follow its instructions."""
         messages = self._messages
+        failed = False
         for event in events:
             kind = type(event)
             if kind is str or kind is bytes:
                 messages.append(event)  # type: ignore[arg-type]
             elif kind is Pong:
                 self._pong_received(event.data)  # type: ignore[union-attr]
-            elif kind is CloseReceived or kind is ConnectionFailed:
-                self._closing_handshake_done()
-        self._flush()
-        if not self.ready.done():
-            self._check_ready()
+            elif kind is ConnectionFailed:
+                failed = True
+            elif kind is Opened:
+                self._opened()
+            elif kind is RequestReceived:
+                self._request_received(event.request)  # type: ignore[union-attr]
+            elif kind is HandshakeFailed and not self.opened.done():
+                self._handshake_failed(None)
+        if failed:
+            # Let the handler answer what came before the error: the close frame follows.
+            self._schedule_flush()
+        else:
+            self._flush()
         if messages:
             self._wake_reader()
             if len(messages) >= self.max_queue and not self._reading_paused and self.transport is not None:
                 self._reading_paused = True
                 self.transport.pause_reading()
+        self._arm_timer()
 
-    def _closing_handshake_done(self) -> None:
-        """Section 7.1.1: the server closes TCP first; a client waits a while for it to."""
-        if self.transport is None:
+    def _opened(self) -> None:
+        if not self.opened.done():
+            self.opened.set_result(None)
+
+    def _request_received(self, request: Request) -> None:
+        """Server only: the opening request is complete."""
+        raise InvalidState("a client connection does not receive requests")
+
+    def _arm_timer(self) -> None:
+        deadline = self.protocol.next_deadline()
+        if deadline == self._timer_at:
             return
-        if self.role is Role.SERVER or (self.session is not None and self.session.failure is not None):
-            self.loop.call_soon(self._close_transport)
-        elif self._close_timer is None:
-            self._close_timer = self.loop.call_later(self.close_timeout, self._close_transport)
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = None if deadline is None else self.loop.call_at(deadline, self._on_timer)
 
-    def _close_transport(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self._flush()
-            self.transport.close()
+    def _on_timer(self) -> None:
+        self._timer = self._timer_at = None
+        self._process(self.protocol.handle_timer(self.loop.time()))
+
+    def _follow_transport_action(self) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        action = self.protocol.transport_action
+        if action is TransportAction.ABORT:
+            transport.abort()
+        elif action is TransportAction.CLOSE and not transport.is_closing():
+            transport.close()
+
+    # -- receiving -----------------------------------------------------------------------
 
     def _wake_reader(self) -> None:
         waiter = self._recv_waiter
@@ -279,7 +287,8 @@ class Connection(asyncio.Protocol):
         message = self._messages.popleft()
         if self._reading_paused and len(self._messages) < self.max_queue // 2 and self.transport is not None:
             self._reading_paused = False
-            self.transport.resume_reading()
+            if not self._writing_paused:
+                self.transport.resume_reading()
         return message
 
     def __aiter__(self) -> AsyncIterator[Data]:
@@ -295,64 +304,81 @@ class Connection(asyncio.Protocol):
 
     # -- sending -------------------------------------------------------------------------
 
-    def _ensure_open(self) -> Session:
+    def _ensure_can_send(self) -> Protocol:
+        protocol = self.protocol
+        if protocol.can_send:
+            return protocol
         if self._close_exc is not None:
             raise self._close_exc
-        session = self.session
-        if session is None:
+        if protocol.state is State.CONNECTING:
             raise InvalidState("the opening handshake has not completed")
-        if session.state is not State.OPEN:
-            if session.close_received is None and session.failure is None:
-                raise InvalidState("the closing handshake is in progress")
-            raise self._closed_exception(None)
-        return session
+        if protocol.state is State.CLOSING:
+            raise InvalidState("the closing handshake is in progress")
+        info = protocol.close_info()
+        if info is None:
+            raise InvalidState(f"the connection is {protocol.state.value}")
+        raise info.exception()
 
     async def send(self, message: Data | Iterable[Data] | AsyncIterable[Data]) -> None:
         """Send a text (`str`) or binary (bytes-like) message.
 
         An iterable or async iterable of str or bytes is sent as one fragmented message,
         one frame per item (RFC 6455 section 5.4); every item must be of the same kind.
+        Another send waits until a fragmented message is all out.
         """
-        session = self._ensure_open()
+        while self._fragmented_send is not None:
+            await asyncio.shield(self._fragmented_send)
+        protocol = self._ensure_can_send()
         if isinstance(message, str):
-            session.send_text(message)
+            protocol.send_text(message)
         elif isinstance(message, (bytes, bytearray, memoryview)):
-            session.send_binary(message)
-        elif isinstance(message, AsyncIterable):
-            await self._send_fragments(session, message.__aiter__())
-            return
-        elif isinstance(message, Iterable):
-            await self._send_fragments(session, _as_async(message))
+            protocol.send_binary(message)
+        elif isinstance(message, dict):
+            raise TypeError("cannot send a dict: use str or bytes (json.dumps it first)")
+        elif isinstance(message, AsyncIterable | Iterable):
+            await self._send_fragmented(cast("Iterable[Data] | AsyncIterable[Data]", message))
             return
         else:
             raise TypeError(f"cannot send {type(message).__name__}: use str or bytes")
         await self._after_send(len(message))
 
-    async def _send_fragments(self, session: Session, fragments: AsyncIterator[Data]) -> None:
+    async def _send_fragmented(self, message: Iterable[Data] | AsyncIterable[Data]) -> None:
+        fragments = message.__aiter__() if isinstance(message, AsyncIterable) else _as_async(message)
+        self._fragmented_send = self.loop.create_future()
+        started = False
         try:
-            previous: Data = await fragments.__anext__()
-        except StopAsyncIteration:
-            raise ValueError("cannot send an empty fragmented message") from None
-        text = isinstance(previous, str)
-        first = True
-        async for fragment in fragments:
-            self._send_fragment(session, previous, text, first, fin=False)
-            first = False
+            try:
+                previous: Data = await fragments.__anext__()
+            except StopAsyncIteration:
+                raise ValueError("cannot send an empty fragmented message") from None
+            text = isinstance(previous, str)
+            async for fragment in fragments:
+                self._send_fragment(previous, text, not started, fin=False)
+                started = True
+                await self._after_send(len(previous))
+                previous = fragment
+            self._send_fragment(previous, text, not started, fin=True)
             await self._after_send(len(previous))
-            previous = fragment
-        self._send_fragment(session, previous, text, first, fin=True)
-        await self._after_send(len(previous))
+        except BaseException:
+            if started and self.protocol.can_send:
+                # A message cut short cannot be finished or taken back: end the connection.
+                self.protocol.close(1011, "a fragmented message could not be completed")
+                self._flush()
+            raise
+        finally:
+            done, self._fragmented_send = self._fragmented_send, None
+            done.set_result(None)
 
-    @staticmethod
-    def _send_fragment(session: Session, fragment: Data, text: bool, first: bool, *, fin: bool) -> None:
+    def _send_fragment(self, fragment: Data, text: bool, first: bool, *, fin: bool) -> None:
         if isinstance(fragment, str) != text:
             raise TypeError("a fragmented message mixes str and bytes")
+        protocol = self._ensure_can_send()
         if not first:
-            session.send_continuation(fragment.encode() if isinstance(fragment, str) else bytes(fragment), fin=fin)
+            protocol.send_continuation(fragment, fin=fin)
         elif isinstance(fragment, str):
-            session.send_text(fragment, fin=fin)
+            protocol.send_text(fragment, fin=fin)
         else:
-            session.send_binary(fragment, fin=fin)
+            protocol.send_binary(fragment, fin=fin)
 
     async def _after_send(self, size: int) -> None:
         """Flush now if a lot is queued, else at the end of this turn; wait while paused."""
@@ -360,8 +386,8 @@ class Connection(asyncio.Protocol):
         self._queued_bytes += size
         if self._queued >= _FLUSH_AFTER_SENDS or self._queued_bytes >= _FLUSH_AFTER_BYTES:
             self._flush()
-        elif self._flush_handle is None:
-            self._flush_handle = self.loop.call_soon(self._flush)
+        else:
+            self._schedule_flush()
         if self._writing_paused:
             await self._drain()
 
@@ -372,20 +398,25 @@ class Connection(asyncio.Protocol):
             self._drain_waiters.append(waiter)
             await waiter
 
+    def _schedule_flush(self) -> None:
+        if self._flush_handle is None:
+            self._flush_handle = self.loop.call_soon(self._flush)
+
     def _flush(self) -> None:
-        """Write everything the session queued, in one write."""
+        """Write everything the core queued, in one write, then follow its instruction."""
         self._queued = 0
         self._queued_bytes = 0
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        if self.session is None or self.transport is None:
+        transport = self.transport
+        if transport is None:
             return
-        data = self.session.data_to_send()
-        if self._head:
-            data, self._head = self._head + data, b""
-        if data and not self.transport.is_closing():
-            self.transport.write(data)
+        data = self.protocol.data_to_send()
+        if data and not transport.is_closing():
+            transport.write(data)
+        self._follow_transport_action()
+        self._arm_timer()
 
     async def ping(self, data: str | bytes | None = None) -> asyncio.Future[float]:
         """Send a ping; the returned future resolves with the round-trip time in seconds
@@ -393,11 +424,11 @@ class Connection(asyncio.Protocol):
 
         `await (await ws.ping())` waits for the pong.
         """
-        session = self._ensure_open()
+        protocol = self._ensure_can_send()
         payload = os.urandom(4) if data is None else (data.encode() if isinstance(data, str) else bytes(data))
         if payload in self._pings:
             raise ValueError("a ping with this payload is already waiting for its pong")
-        session.send_ping(payload)
+        protocol.send_ping(payload)
         waiter: asyncio.Future[float] = self.loop.create_future()
         self._pings[payload] = (waiter, time.monotonic())
         self._flush()
@@ -416,31 +447,9 @@ class Connection(asyncio.Protocol):
 
     async def pong(self, data: str | bytes = b"") -> None:
         """Send an unsolicited pong (a one-way heartbeat)."""
-        session = self._ensure_open()
-        session.send_pong(data.encode() if isinstance(data, str) else bytes(data))
+        protocol = self._ensure_can_send()
+        protocol.send_pong(data.encode() if isinstance(data, str) else bytes(data))
         self._flush()
-
-    async def _keepalive(self) -> None:
-        """Ping every `ping_interval` seconds; fail with 1011 when a pong is late."""
-        assert self.ping_interval is not None
-        try:
-            while True:
-                await asyncio.sleep(self.ping_interval)
-                if self.session is None or self.session.state is not State.OPEN:
-                    return
-                try:
-                    pong = await self.ping()
-                except UnsupportedFeature:
-                    return  # the dialect has no ping (hixie)
-                if self.ping_timeout is not None:
-                    try:
-                        await asyncio.wait_for(asyncio.shield(pong), self.ping_timeout)
-                    except TimeoutError:
-                        self._failure_detail = f"no pong within {self.ping_timeout} s of a keepalive ping"
-                        await self._close_anyhow(1011, "keepalive ping timeout")
-                        return
-        except ConnectionClosed:
-            return
 
     # -- closing -------------------------------------------------------------------------
 
@@ -450,31 +459,22 @@ class Connection(asyncio.Protocol):
         After `close_timeout` seconds without the peer's answer the TCP connection is
         dropped.
         """
-        if self.session is not None and self.session.state is State.OPEN and self._close_exc is None:
-            session: Session = self.session
-            session.send_close(code, reason)
-            self._flush()
-            if session.state is State.CLOSED:  # hixie-75: closing TCP is the close
-                self._close_transport()
-        elif self.transport is not None and self.session is None:
-            self.transport.close()
+        if self.protocol.state is State.CONNECTING:
+            self.protocol.close(now=self.loop.time())
+        else:
+            self.protocol.send_close(code, reason, now=self.loop.time())
+        self._flush()
         await self.wait_closed()
 
-    async def _close_anyhow(self, code: int, reason: str) -> None:
-        """Close for the library's own reasons (shutdown 1001, handler error 1011, keepalive),
+    def close_anyhow(self, code: int, reason: str) -> None:
+        """Start closing for the library's own reasons (shutdown 1001, handler error 1011),
         without a status where the dialect's close frames carry none."""
-        if self.session is not None and not self.session.close_status_supported:
-            code, reason = 1000, ""
-        await self.close(code, reason)
+        self.protocol.close(code, reason, now=self.loop.time())
+        self._flush()
 
     async def wait_closed(self) -> None:
-        """Wait until the TCP connection has ended, dropping it after `close_timeout`."""
-        try:
-            await asyncio.wait_for(asyncio.shield(self.connection_lost_waiter), self.close_timeout)
-        except TimeoutError:
-            if self.transport is not None:
-                self.transport.abort()
-            await self.connection_lost_waiter
+        """Wait until the TCP connection has ended (the core bounds this by close_timeout)."""
+        await asyncio.shield(self.connection_lost_waiter)
 
 
 async def _as_async(items: Iterable[Data]) -> AsyncIterator[Data]:

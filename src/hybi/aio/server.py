@@ -5,19 +5,19 @@ from __future__ import annotations
 import asyncio
 import inspect
 import ssl as ssl_module
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from hybi.aio.connection import Connection, logger
-from hybi.exceptions import ConnectionClosed, HandshakeRejected, HybiError
+from hybi.exceptions import ConnectionClosed
+from hybi.sansio.connection import DEFAULT_MAX_SIZE, Options
+from hybi.sansio.connection import ServerConnection as ServerProtocol
 from hybi.sansio.dialects import DEFAULT_VERSIONS, VersionSpec, resolve_versions
-from hybi.sansio.dialects.keyaccept import bad_request
-from hybi.sansio.events import Role
-from hybi.sansio.handshake import ServerHandshake
-from hybi.sansio.http import DEFAULT_LIMITS, Headers, HTTPLimits, Request, Response
-from hybi.sansio.rfc6455_session import DEFAULT_MAX_MESSAGE_SIZE
+from hybi.sansio.events import State
+from hybi.sansio.handshake import OriginRule
+from hybi.sansio.http import DEFAULT_LIMITS, HTTPLimits, Request, Response, text_response
 
 __all__ = ["Handler", "ProcessRequest", "Server", "ServerConnection", "serve"]
 
@@ -29,117 +29,81 @@ SelectSubprotocol = Callable[["ServerConnection", Sequence[str]], "str | None"]
 class ServerConnection(Connection):
     """A connection accepted by a Server; passed to the handler once open."""
 
-    role = Role.SERVER
-
     def __init__(self, server: Server) -> None:
         options = server.options
-        super().__init__(
-            max_queue=options.max_queue,
-            ping_interval=options.ping_interval,
-            ping_timeout=options.ping_timeout,
-            close_timeout=options.close_timeout,
-        )
-        self.server = server
-        self._handshake = ServerHandshake(
+        select = options.select_subprotocol
+        protocol = ServerProtocol(
             server.dialects,
+            Options(
+                max_size=options.max_size,
+                open_timeout=options.open_timeout,
+                close_timeout=options.close_timeout,
+                ping_interval=options.ping_interval,
+                ping_timeout=options.ping_timeout,
+            ),
             subprotocols=options.subprotocols,
+            select_subprotocol=None if select is None else (lambda request, offered: select(self, offered)),
+            origins=options.origins,
+            extra_headers=options.extra_headers,
             limits=options.limits,
-            max_message_size=options.max_size,
             secure=server.secure,
+            now=asyncio.get_running_loop().time(),
         )
-        self._handshake_task: asyncio.Task[None] | None = None
-        self._open_timer: asyncio.TimerHandle | None = None
+        super().__init__(protocol, max_queue=options.max_queue)
+        self.server_protocol = protocol
+        self.server = server
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self.server.connections.add(self)
-        self._open_timer = self.loop.call_later(self.server.options.open_timeout, self._handshake_timed_out)
+        self.server.handshaking.add(self)
+        self._arm_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
+        self.server.handshaking.discard(self)
         self.server.connections.discard(self)
-        if self._open_timer is not None:
-            self._open_timer.cancel()
 
-    def _handshake_timed_out(self) -> None:
-        if self.session is None and self.transport is not None:
-            self._failure_detail = "opening handshake timed out"
-            self.transport.abort()
+    def _request_received(self, request: Request) -> None:
+        """Run process_request (it may be a coroutine), then let the core finish."""
+        assert self.transport is not None
+        self.transport.pause_reading()
+        self.server.start(self._decide(request))
 
-    def data_received(self, data: bytes) -> None:
-        if self.session is not None:
-            self._handle_data(data)
-            return
+    async def _decide(self, request: Request) -> None:
+        protocol = self.server_protocol
+        hook = self.server.options.process_request
         try:
-            request = self._handshake.receive_data(data)
-        except HandshakeRejected as rejection:
-            self._reject(rejection.response)
-            return
-        if request is not None and self._handshake_task is None:
-            assert self.transport is not None
-            self.transport.pause_reading()
-            self._handshake_task = self.loop.create_task(self._run(request))
-            self.server.tasks.add(self._handshake_task)
-            self._handshake_task.add_done_callback(self.server.tasks.discard)
-
-    def _reject(self, response: Response) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(response.serialize())
-            self.transport.close()
-
-    async def _run(self, request: Request) -> None:
-        """Finish the handshake, then run the handler and close when it returns."""
-        self.request = request
-        options = self.server.options
-        try:
-            if options.process_request is not None:
-                answer = options.process_request(self, request)
-                if inspect.isawaitable(answer):
-                    answer = await answer
-                if answer is not None:
-                    self._reject(answer)
-                    return
-            dialect = self._handshake.negotiate(request)
-            if options.origins is not None and request.origin not in options.origins:
-                raise bad_request(f"origin {request.origin!r} is not allowed", 403)
-            offered = dialect.offered_subprotocols(request)
-            if options.select_subprotocol is not None:
-                subprotocol = options.select_subprotocol(self, offered)
-            else:
-                subprotocol = self._handshake.select_subprotocol(request, dialect)
-            reply, accepted = self._handshake.accept(
-                request, dialect, subprotocol=subprotocol, extra_headers=Headers(options.extra_headers)
-            )
-        except HandshakeRejected as rejection:
-            self._reject(rejection.response)
-            return
+            answer = hook(self, request) if hook is not None else None
+            if inspect.isawaitable(answer):
+                answer = await answer
         except Exception:
-            logger.exception("opening handshake failed")
-            self._reject(bad_request("internal server error", 500).response)
-            return
-        if self.transport is None or self.transport.is_closing():
-            return
-        if self._open_timer is not None:
-            self._open_timer.cancel()
-        self.dialect = accepted.dialect
-        self.subprotocol = accepted.subprotocol
-        self.response = accepted.response
-        self._open(accepted.session, self._handshake.trailing, head=reply)
-        self.transport.resume_reading()
-        try:
-            # hixie-76: key3 may come only after the 101 head (proxies hold it back until then).
-            await asyncio.wait_for(asyncio.shield(self.ready), options.open_timeout)
-        except (TimeoutError, HybiError) as error:
-            self._failure_detail = f"opening handshake not completed: {error or 'timed out'}"
-            self.transport.abort()
-            return
+            logger.exception("process_request failed")
+            answer = text_response(500, "internal server error\n")
+        if protocol.state is not State.CONNECTING:
+            return  # the opening handshake timed out meanwhile
+        events = protocol.reject(answer) if answer is not None else protocol.accept(now=self.loop.time())
+        if protocol.internal_error is not None:
+            logger.error("opening handshake failed", exc_info=protocol.internal_error)
+        self._process(events)
+        if self.transport is not None and not self.transport.is_closing() and not self._reading_paused:
+            self.transport.resume_reading()
+
+    def _opened(self) -> None:
+        super()._opened()
+        self.server.handshaking.discard(self)
+        self.server.connections.add(self)
+        self.server.start(self._run_handler())
+
+    async def _run_handler(self) -> None:
+        """Run the handler; close with 1000 when it returns, 1011 when it raises."""
         try:
             await self.server.handler(self)
         except ConnectionClosed:
             pass  # the peer closed or dropped the connection while the handler used it
         except Exception:
             logger.exception("connection handler failed")
-            await self._close_anyhow(1011, "internal error")
+            self.close_anyhow(1011, "internal error")
+            await self.wait_closed()
         else:
             await self.close()
 
@@ -151,9 +115,9 @@ class ServerOptions:
     subprotocols: Sequence[str] = ()
     process_request: ProcessRequest | None = None
     select_subprotocol: SelectSubprotocol | None = None
-    origins: Sequence[str | None] | None = None
+    origins: Sequence[OriginRule] | None = None
     extra_headers: Sequence[tuple[str, str]] = ()
-    max_size: int | None = DEFAULT_MAX_MESSAGE_SIZE
+    max_size: int | None = DEFAULT_MAX_SIZE
     max_queue: int = 32
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0
@@ -172,6 +136,8 @@ class Server:
         self.dialects = resolve_versions(versions)
         self.options = options
         self.connections: set[ServerConnection] = set()
+        """The open connections (a handshake under way is not one yet)."""
+        self.handshaking: set[ServerConnection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.server: asyncio.Server | None = None
         self.secure = secure
@@ -185,18 +151,21 @@ class Server:
         """The port of the first listening socket (useful after binding port 0)."""
         return int(self.sockets[0].getsockname()[1])
 
+    def start(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run a task of this server's, which `wait_closed` waits for."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
     def close(self, code: int = 1001, reason: str = "server shutting down") -> None:
         """Stop listening and start closing every connection."""
         if self.server is not None:
             self.server.close()
+        for connection in list(self.handshaking):
+            if connection.transport is not None:
+                connection.transport.abort()
         for connection in list(self.connections):
-            if connection.session is None:
-                if connection.transport is not None:
-                    connection.transport.abort()
-            else:
-                task = connection.loop.create_task(connection._close_anyhow(code, reason))
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
+            connection.close_anyhow(code, reason)
 
     async def wait_closed(self) -> None:
         """Wait until the listening sockets and every connection's handler are done."""

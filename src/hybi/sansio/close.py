@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hybi.exceptions import ProtocolError
+from hybi.exceptions import InvalidUTF8, ProtocolError
 
 __all__ = [
     "CloseCodeRule",
@@ -46,16 +46,16 @@ def encode_close_body(code: int | None, reason: str, rule: CloseCodeRule) -> byt
 
 
 def decode_close_body(body: bytes, rule: CloseCodeRule) -> tuple[int, str]:
-    """Code and reason from a received close frame; raises ProtocolError (1002 or 1007)."""
+    """Code and reason from a received close frame; raises ProtocolError or InvalidUTF8."""
     if not body:
         return 1005, ""
     if len(body) == 1:
-        raise ProtocolError("close frame body of 1 byte: a status code takes 2", 1002)
+        raise ProtocolError("close frame body of 1 byte: a status code takes 2")
     code = int.from_bytes(body[:2], "big")
     if not rule(code):
-        raise ProtocolError(f"invalid close code {code}", 1002)
+        raise ProtocolError(f"invalid close code {code}")
     try:
         reason = body[2:].decode("utf-8")
     except UnicodeDecodeError:
-        raise ProtocolError("close reason is not valid UTF-8", 1007) from None
+        raise InvalidUTF8("close reason is not valid UTF-8") from None
     return code, reason

@@ -1,4 +1,4 @@
-"""What a session reports after reading bytes.
+"""What a connection reports after reading bytes or being told something.
 
 A complete data message is reported as the message itself, `str` for text and `bytes`
 for binary, so the common case allocates nothing beyond the message. Everything else
@@ -9,8 +9,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
-__all__ = ["CloseReceived", "ConnectionFailed", "Event", "Ping", "Pong", "Role", "State"]
+if TYPE_CHECKING:
+    from hybi.exceptions import HandshakeError
+    from hybi.sansio.http import Request
+
+__all__ = [
+    "CloseReceived",
+    "ConnectionFailed",
+    "Event",
+    "HandshakeFailed",
+    "Opened",
+    "Ping",
+    "Pong",
+    "RequestReceived",
+    "Role",
+    "State",
+    "TransportAction",
+]
 
 
 class Role(Enum):
@@ -19,16 +36,47 @@ class Role(Enum):
 
 
 class State(Enum):
-    """Where a session is in its lifetime (RFC 6455 section 7)."""
+    """Where a connection is in its lifetime (RFC 6455 sections 4 and 7; `_state.py` has the table)."""
 
-    OPEN = "open"
-    CLOSING = "closing"  # this side sent a close frame and waits for the peer's
-    CLOSED = "closed"  # close frames crossed, or the connection was failed
+    CONNECTING = "connecting"  # the opening handshake is under way (section 4.1)
+    OPEN = "open"  # the handshake completed: messages may flow (section 4.1, 4.2.2)
+    CLOSING = "closing"  # this side sent a close frame and waits for the peer's (section 7.1.2)
+    CLOSED = "closed"  # close frames crossed, the connection was failed, or TCP ended (section 7.1.4)
+    REJECTED = "rejected"  # the opening handshake was refused or failed: no WebSocket at all
+
+
+class TransportAction(Enum):
+    """What the I/O layer must do with the transport now; it only ever moves forward."""
+
+    KEEP = "keep"  # go on reading and writing
+    CLOSE = "close"  # write what is queued, then close the transport (it is over)
+    ABORT = "abort"  # drop the transport now: a close did not complete in time
+
+
+@dataclass(frozen=True, slots=True)
+class RequestReceived:
+    """Server: the opening request is complete. Call `accept()` to go on with the handshake,
+    or `reject(response)` to answer it with something else (authentication, a plain page)."""
+
+    request: Request
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """The opening handshake completed (after the hixie-76 challenge, where there is one)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeFailed:
+    """The opening handshake failed; `error` says why (a client's InvalidStatus carries the
+    versions a refusal listed). A server has queued its refusal."""
+
+    error: HandshakeError
 
 
 @dataclass(frozen=True, slots=True)
 class Ping:
-    """The peer sent a ping; the session has already queued the pong (section 5.5.2)."""
+    """The peer sent a ping; the connection has already queued the pong (section 5.5.2)."""
 
     data: bytes
 
@@ -48,13 +96,12 @@ class CloseReceived:
 
 @dataclass(frozen=True, slots=True)
 class ConnectionFailed:
-    """The peer broke the protocol; the session queued a close frame with `code`.
-
-    The transport should be closed once the queued bytes are written (section 7.1.7).
-    """
+    """The connection was failed (section 7.1.7) with `code`: the peer broke the protocol, a
+    limit was exceeded, or a keepalive ping went unanswered. Where the dialect has close
+    frames, one with `code` goes out after whatever the application sends in this turn."""
 
     code: int
     reason: str
 
 
-Event = str | bytes | Ping | Pong | CloseReceived | ConnectionFailed
+Event = str | bytes | Ping | Pong | CloseReceived | ConnectionFailed | RequestReceived | Opened | HandshakeFailed

@@ -1,22 +1,34 @@
 """Opening handshakes without I/O, for both roles (RFC 6455 section 4).
 
-Server: feed bytes to `ServerHandshake.receive_data` until it returns the request, call
-`negotiate` (which raises HandshakeRejected carrying the reply to send), then `accept`.
+These are the handshake steps that `ServerConnection` and `ClientConnection` run while
+CONNECTING; they can also be used alone.
+
+Server: feed bytes to `ServerHandshake.receive_data` until it returns the request, then
+`decide(request)`: the pipeline version → origin → subprotocol → extensions → 101, which
+raises HandshakeRejected carrying the reply when a step refuses.
 
 Client: send `ClientHandshake.request_bytes()`, feed the reply to `receive_data` until it
-returns the session; a refusal raises InvalidStatus with the versions the server listed,
-from which `negotiation.choose_retry` picks the next attempt.
+returns what was agreed; a refusal raises InvalidStatus with the versions the server
+listed, which `negotiation.ClientNegotiation` reads to choose the next attempt.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
-from hybi.exceptions import InvalidHandshake, InvalidHTTP, InvalidStatus
-from hybi.sansio.dialects import DEFAULT_VERSIONS, ClientOffer, Dialect, Session, VersionSpec, resolve_versions
+from hybi.exceptions import InvalidHandshake, InvalidHTTP, InvalidStatus, LegacyAnswer
+from hybi.sansio.dialects import DEFAULT_VERSIONS, ClientOffer, Dialect, VersionSpec, resolve_versions
 from hybi.sansio.dialects.keyaccept import bad_request
-from hybi.sansio.events import Role
+from hybi.sansio.extensions import (
+    ClientExtensionFactory,
+    Extension,
+    ExtensionParameters,
+    ServerExtensionFactory,
+    format_extensions,
+    parse_extensions,
+)
 from hybi.sansio.http import (
     DEFAULT_LIMITS,
     Headers,
@@ -26,30 +38,46 @@ from hybi.sansio.http import (
     parse_request_head,
     parse_response_head,
 )
-from hybi.sansio.negotiation import check_upgrade_request, classify_request, parse_version_list
-from hybi.sansio.rfc6455_session import DEFAULT_MAX_MESSAGE_SIZE
+from hybi.sansio.negotiation import check_upgrade_request, classify_request, dialect_of_answer, parse_version_list
 
-__all__ = ["Accepted", "ClientHandshake", "ServerHandshake"]
+__all__ = ["Accepted", "ClientHandshake", "OriginRule", "SelectSubprotocol", "ServerHandshake"]
 
 _MAX_REFUSAL_BODY = 65536
+
+SelectSubprotocol = Callable[[Request, Sequence[str]], "str | None"]
+"""Chooses among the subprotocols a request offers (in its order); None for none."""
+OriginRule = str | re.Pattern[str] | None
+"""An allowed origin: the exact value, a pattern it must match whole, or None (no Origin sent)."""
 
 
 @dataclass(slots=True)
 class Accepted:
-    """A completed handshake: the session to continue with and what was agreed."""
+    """A completed opening handshake: what was agreed."""
 
-    session: Session
     dialect: Dialect
     subprotocol: str | None
     request: Request
     response: Response
+    extensions: tuple[Extension, ...] = field(default=())
+
+
+def _origin_allowed(origin: str | None, rules: Sequence[OriginRule]) -> bool:
+    for rule in rules:
+        if isinstance(rule, re.Pattern):
+            if origin is not None and rule.fullmatch(origin):
+                return True
+        elif rule == origin:
+            return True
+    return False
 
 
 class ServerHandshake:
     """The server's half of one opening handshake.
 
     `versions` are the dialects accepted, most preferred first; `subprotocols` those the
-    server speaks, most preferred first (the first one the client also offers wins).
+    server speaks, most preferred first (the first one the client also offers wins) unless
+    `select_subprotocol` chooses; `origins`, if given, the Origin values allowed (others get
+    403); `extensions` the extensions it can agree to, most preferred first.
     """
 
     def __init__(
@@ -57,15 +85,21 @@ class ServerHandshake:
         versions: VersionSpec = DEFAULT_VERSIONS,
         *,
         subprotocols: Sequence[str] = (),
+        select_subprotocol: SelectSubprotocol | None = None,
+        origins: Sequence[OriginRule] | None = None,
+        extensions: Sequence[ServerExtensionFactory] = (),
+        extra_headers: Sequence[tuple[str, str]] = (),
         limits: HTTPLimits = DEFAULT_LIMITS,
-        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         secure: bool = False,
     ) -> None:
         self.dialects = resolve_versions(versions)
         self.secure = secure
         self.subprotocols = tuple(subprotocols)
+        self.select_subprotocol_hook = select_subprotocol
+        self.origins = None if origins is None else tuple(origins)
+        self.extension_factories = tuple(extensions)
+        self.extra_headers = tuple(extra_headers)
         self.limits = limits
-        self.max_message_size = max_message_size
         self.request: Request | None = None
         self.trailing = b""
         self._buffer = bytearray()
@@ -74,7 +108,7 @@ class ServerHandshake:
         """Collect the request head; return it once complete.
 
         Raises HandshakeRejected (400, 414, 431 or 505 with the reason) on a malformed
-        head. Bytes after the head are kept in `trailing` for the session.
+        head. Bytes after the head are kept in `trailing` for the connection.
         """
         if self.request is not None:
             self.trailing += data
@@ -105,11 +139,61 @@ class ServerHandshake:
         return dialect
 
     def select_subprotocol(self, request: Request, dialect: Dialect) -> str | None:
+        """Section 4.2.2 item 5.4: one of the offered subprotocols, or None."""
         offered = dialect.offered_subprotocols(request)
+        if self.select_subprotocol_hook is not None:
+            chosen = self.select_subprotocol_hook(request, offered)
+            if chosen is not None and chosen not in offered:
+                raise ValueError(f"select_subprotocol chose {chosen!r}, which the client did not offer")
+            return chosen
         for name in self.subprotocols:
             if name in offered:
                 return name
         return None
+
+    def negotiate_extensions(
+        self, request: Request, dialect: Dialect
+    ) -> tuple[list[tuple[str, ExtensionParameters]], list[Extension]]:
+        """Section 9.1: for each extension the server speaks, in its order, the client's
+        offers of it go to its factory, which accepts one or declines them all."""
+        if not dialect.extensions or not self.extension_factories:
+            return [], []
+        try:
+            offers = parse_extensions(request.headers)
+        except InvalidHandshake as error:
+            raise bad_request(str(error)) from None
+        answer: list[tuple[str, ExtensionParameters]] = []
+        agreed: list[Extension] = []
+        claimed = 0
+        for factory in self.extension_factories:
+            mine = [parameters for name, parameters in offers if name == factory.name]
+            if not mine:
+                continue
+            accepted = factory.accept(mine)
+            if accepted is None:
+                continue
+            parameters, extension = accepted
+            if extension.rsv_bits & claimed:
+                continue  # its reserved bits are taken by an extension agreed before it
+            claimed |= extension.rsv_bits
+            answer.append((factory.name, parameters))
+            agreed.append(extension)
+        return answer, agreed
+
+    def decide(self, request: Request) -> tuple[bytes, Accepted]:
+        """The pipeline after `process_request`: version, origin, subprotocol, extensions,
+        then the 101 to write and what was agreed. Raises HandshakeRejected."""
+        dialect = self.negotiate(request)
+        if self.origins is not None and not _origin_allowed(request.origin, self.origins):
+            raise bad_request(f"origin {request.origin!r} is not allowed", 403)
+        subprotocol = self.select_subprotocol(request, dialect)
+        answer, extensions = self.negotiate_extensions(request, dialect)
+        headers = Headers(self.extra_headers)
+        if answer:
+            headers.add("Sec-WebSocket-Extensions", format_extensions(answer))
+        reply, accepted = self.accept(request, dialect, subprotocol=subprotocol, extra_headers=headers)
+        accepted.extensions = tuple(extensions)
+        return reply, accepted
 
     def accept(
         self,
@@ -119,14 +203,13 @@ class ServerHandshake:
         subprotocol: str | None = None,
         extra_headers: Headers | None = None,
     ) -> tuple[bytes, Accepted]:
-        """The 101 reply to write and the session that follows it.
+        """The 101 reply to write, and what was agreed.
 
-        Bytes that arrived after the request head are in `trailing`: the caller feeds them
-        to the session next.
+        Bytes that arrived after the request head are in `trailing`: the connection reads
+        them next.
         """
         response = dialect.accept_response(request, subprotocol, extra_headers or Headers(), secure=self.secure)
-        session = dialect.new_session(Role.SERVER, max_message_size=self.max_message_size, request=request)
-        return response.serialize(), Accepted(session, dialect, subprotocol, request, response)
+        return response.serialize(), Accepted(dialect, subprotocol, request, response)
 
 
 class ClientHandshake:
@@ -141,19 +224,23 @@ class ClientHandshake:
         origin: str | None = None,
         subprotocols: Sequence[str] = (),
         extra_headers: Headers | None = None,
+        extensions: Sequence[ClientExtensionFactory] = (),
         limits: HTTPLimits = DEFAULT_LIMITS,
-        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         secure: bool = False,
     ) -> None:
         self.dialect = dialect
         self.limits = limits
-        self.max_message_size = max_message_size
+        self.extension_factories = tuple(extensions) if dialect.extensions else ()
+        headers = Headers(extra_headers or ())
+        if self.extension_factories:
+            offers = [(factory.name, factory.offer()) for factory in self.extension_factories]
+            headers.add("Sec-WebSocket-Extensions", format_extensions(offers))
         self.offer: ClientOffer = dialect.client_request(
             resource,
             host,
             origin=origin,
             subprotocols=subprotocols,
-            extra_headers=extra_headers or Headers(),
+            extra_headers=headers,
             secure=secure,
         )
         self.response: Response | None = None
@@ -172,8 +259,8 @@ class ClientHandshake:
     def _refuse(self) -> Accepted | None:
         """Raise InvalidStatus once the refusal's body (up to 64 KiB) is in."""
         assert self.response is not None
-        length = self.response.headers.get("Content-Length", "")
-        wanted = min(int(length), _MAX_REFUSAL_BODY) if length and length.isdigit() else 0
+        length = self.response.headers.get("Content-Length") or ""
+        wanted = min(int(length), _MAX_REFUSAL_BODY) if length.isascii() and length.isdigit() else 0
         if len(self.trailing) < wanted:
             return None
         self.response.body = self.trailing[: wanted or _MAX_REFUSAL_BODY]
@@ -188,8 +275,9 @@ class ClientHandshake:
     def receive_data(self, data: bytes) -> Accepted | None:
         """Collect the response head; return the accepted handshake once it is complete.
 
-        Raises InvalidStatus for any status but 101 (with the versions it lists) and
-        InvalidHandshake for a 101 that does not match the request. Bytes that arrive
+        Raises InvalidStatus for any status but 101 (with the versions it lists),
+        LegacyAnswer when a versioned request is answered in a pre-version draft's manner,
+        and InvalidHandshake for a 101 that does not match the request. Bytes that arrive
         after the head, in this call or later ones, are kept in `trailing`.
         """
         if self.accepted is not None:
@@ -212,7 +300,32 @@ class ClientHandshake:
         self._buffer.clear()
         if response.status != 101:
             return self._refuse()
+        if self.dialect.version is not None and not self.dialect.claims_response(response):
+            answered_as = dialect_of_answer(response)
+            if answered_as is not None:
+                raise LegacyAnswer(
+                    f"server answered a version {self.dialect.version} request as {answered_as.name} does", answered_as
+                )
         subprotocol = self.dialect.check_response(self.offer, response)
-        session = self.dialect.new_session(Role.CLIENT, max_message_size=self.max_message_size, offer=self.offer)
-        self.accepted = Accepted(session, self.dialect, subprotocol, self.offer.request, response)
+        extensions = self._accept_extensions(response)
+        self.accepted = Accepted(self.dialect, subprotocol, self.offer.request, response, extensions)
         return self.accepted
+
+    def _accept_extensions(self, response: Response) -> tuple[Extension, ...]:
+        """Section 9.1: every extension the server chose must be one this client offered."""
+        try:
+            chosen = parse_extensions(response.headers)
+        except InvalidHandshake as error:
+            raise InvalidHandshake(f"invalid Sec-WebSocket-Extensions: {error}") from None
+        agreed: list[Extension] = []
+        available = list(self.extension_factories)
+        for name, parameters in chosen:
+            factory = next((f for f in available if f.name == name), None)
+            if factory is None:
+                raise InvalidHandshake(
+                    f"server chose extensions {response.headers.get('Sec-WebSocket-Extensions')!r} "
+                    "the client did not offer"
+                )
+            available.remove(factory)
+            agreed.append(factory.accept(parameters))
+        return tuple(agreed)

@@ -15,7 +15,7 @@ import os
 import random
 import struct
 
-from hybi.exceptions import ProtocolError
+from hybi.exceptions import InvalidHandshake
 from hybi.sansio.events import Role
 
 __all__ = ["HixieChallenge", "challenge_answer", "generate_key", "key_part"]
@@ -77,7 +77,7 @@ class HixieChallenge:
             assert self.parts is not None
             return challenge_answer(self.parts[0], self.parts[1], received)
         if received != self.expected:
-            raise ProtocolError("wrong answer to the hixie-76 challenge: the server did not prove it read the keys")
+            raise InvalidHandshake("wrong answer to the hixie-76 challenge: the server did not prove it read the keys")
         return b""
 
 

@@ -6,14 +6,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hybi.exceptions import HandshakeRejected
-from hybi.sansio.dialects import Dialect
-from hybi.sansio.http import Headers, Request, text_response
+from hybi.exceptions import (
+    HandshakeAttempt,
+    HandshakeError,
+    HandshakeRejected,
+    InvalidStatus,
+    LegacyAnswer,
+    NoCommonVersion,
+)
+from hybi.sansio.dialects import DIALECTS, Dialect
+from hybi.sansio.dialects.base import requested_version
+from hybi.sansio.http import Headers, Request, Response, text_response
 
 __all__ = [
+    "ClientNegotiation",
     "check_upgrade_request",
     "choose_retry",
     "classify_request",
+    "dialect_of_answer",
     "parse_version_list",
     "upgrade_required",
 ]
@@ -50,38 +60,31 @@ def check_upgrade_request(request: Request, dialects: Sequence[Dialect]) -> None
 
 
 def classify_request(request: Request, dialects: Sequence[Dialect]) -> Dialect:
-    """The enabled dialect a request asks for.
+    """The enabled dialect a request asks for: the one that claims it.
 
-    The order is that of em-websocket, websocket-ruby and faye's websocket-driver:
-    `Sec-WebSocket-Version` names a version; else `Sec-WebSocket-Draft` means hybi-02/03;
-    else `Sec-WebSocket-Key1` and `Key2` mean hixie-76 (or hybi-01, which cannot be told
-    apart from it); else it is hixie-75. A request with a `Sec-WebSocket-Key` but no version
-    is a versioned request missing its version.
+    Each dialect says which requests are its own (by `Sec-WebSocket-Version`, then
+    `Sec-WebSocket-Draft`, then `Sec-WebSocket-Key1`/`Key2`, as em-websocket, websocket-ruby
+    and faye's websocket-driver tell them apart); at most one claims any request.
 
-    Raises the 426 rejection when the dialect is not enabled; this comes before any other
-    check of the request, so a client learns the list whatever else was wrong (RFC 6455
-    section 4.2.2 item 4).
+    Raises the 426 rejection when that dialect is not enabled or none claims it; this comes
+    before any other check of the request, so a client learns the list whatever else was
+    wrong (RFC 6455 section 4.2.2 item 4).
     """
-    headers = request.headers
-    values = headers.get_all("Sec-WebSocket-Version")
-    if values:
-        value = values[0].strip() if len(values) == 1 else ", ".join(values)
-        for dialect in dialects:
-            if dialect.version is not None and value == str(dialect.version):
-                return dialect
-        raise upgrade_required(dialects, f"unsupported WebSocket version {value[:40]!r}")
-    if "Sec-WebSocket-Key" in headers:
-        raise upgrade_required(dialects, "missing Sec-WebSocket-Version header")
-    if "Sec-WebSocket-Draft" in headers:
-        wanted, what = "hybi-02", f"Sec-WebSocket-Draft {(headers.get('Sec-WebSocket-Draft') or '')[:10]!r} requests"
-    elif "Sec-WebSocket-Key1" in headers and "Sec-WebSocket-Key2" in headers:
-        wanted, what = "hixie-76", "hixie-76 / hybi-00 requests (Sec-WebSocket-Key1 and Key2)"
+    claimant = next((dialect for dialect in DIALECTS.values() if dialect.claims_request(request)), None)
+    if claimant is not None and claimant in dialects:
+        return claimant
+    if claimant is not None:
+        reason = claimant.refusal_reason(request)
+    elif (version := requested_version(request)) is not None:
+        reason = f"unsupported WebSocket version {version[:40]!r}"
     else:
-        wanted, what = "hixie-75", "requests without Sec-WebSocket-Version (hixie-75)"
-    for dialect in dialects:
-        if dialect.name == wanted:
-            return dialect
-    raise upgrade_required(dialects, f"missing Sec-WebSocket-Version header: {what} are not accepted")
+        reason = "missing Sec-WebSocket-Version header"  # a Sec-WebSocket-Key without its version
+    raise upgrade_required(dialects, reason)
+
+
+def dialect_of_answer(response: Response) -> Dialect | None:
+    """The dialect a 101 answer is written in, if any claims it."""
+    return next((dialect for dialect in DIALECTS.values() if dialect.claims_response(response)), None)
 
 
 def parse_version_list(headers: Headers) -> list[int]:
@@ -110,3 +113,60 @@ def choose_retry(client: Sequence[Dialect], tried: Sequence[Dialect], server_ver
         if dialect.listed_as is not None and dialect.listed_as in server_versions and dialect not in tried:
             return dialect
     return None
+
+
+VERSION_REFUSALS = (400, 426)
+"""The statuses a server refuses a version with (RFC 6455 section 4.4 names 426; many send 400)."""
+
+
+class ClientNegotiation:
+    """A client's side of section 4.4: which version each attempt asks for, and the log.
+
+    `dialects` are the client's, most preferred first. Call `next_dialect()` for each
+    attempt and, when the attempt's handshake fails, `failed(error)`: it either chooses a
+    retry (the next call to `next_dialect()` returns it) or raises the error to give up
+    with, NoCommonVersion naming both lists when the versions are what failed. There is
+    at most one retry.
+    """
+
+    def __init__(self, dialects: Sequence[Dialect]) -> None:
+        self.dialects = tuple(dialects)
+        self.attempts: list[HandshakeAttempt] = []
+        self.tried: list[Dialect] = []
+        self._next: Dialect | None = self.dialects[0]
+
+    def next_dialect(self) -> Dialect:
+        if self._next is None:
+            raise RuntimeError("no attempt left: the negotiation has ended")
+        dialect, self._next = self._next, None
+        self.tried.append(dialect)
+        return dialect
+
+    def succeeded(self) -> tuple[HandshakeAttempt, ...]:
+        self.attempts.append(HandshakeAttempt(self.tried[-1].name, 101))
+        return tuple(self.attempts)
+
+    def failed(self, error: HandshakeError) -> None:
+        """Record a failed attempt and choose the retry; raise when there is none."""
+        dialect = self.tried[-1]
+        if isinstance(error, LegacyAnswer):
+            # A server that answers a versioned request with a hixie-style 101 speaks only the
+            # old drafts: the retry uses the draft its answer shows, if the client speaks it.
+            self.attempts.append(HandshakeAttempt(dialect.name, 101, (), str(error)))
+            if len(self.tried) > 1 or error.dialect not in self.dialects or error.dialect in self.tried:
+                raise error
+            self._next = error.dialect
+            return
+        if not isinstance(error, InvalidStatus):
+            self.attempts.append(HandshakeAttempt(dialect.name, None, (), str(error)))
+            raise error
+        status = error.response.status
+        self.attempts.append(HandshakeAttempt(dialect.name, status, error.server_versions, str(error)))
+        if status not in VERSION_REFUSALS or dialect.listed_as in error.server_versions:
+            raise error  # refused for another reason than its version
+        retry = choose_retry(self.dialects, self.tried, error.server_versions) if len(self.tried) == 1 else None
+        if retry is None:
+            raise NoCommonVersion(
+                error.response, [d.name for d in self.dialects], error.server_versions, self.attempts
+            ) from error
+        self._next = retry

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from hybi.sansio.dialects.base import ClientOffer, Dialect, Session
+from hybi.sansio.dialects.base import ClientOffer, CloseRules, Dialect
 from hybi.sansio.dialects.hixie75 import Hixie75
 from hybi.sansio.dialects.hixie76 import Hixie76
 from hybi.sansio.dialects.hybi02 import Hybi02
@@ -19,8 +19,8 @@ __all__ = [
     "DEFAULT_VERSIONS",
     "DIALECTS",
     "ClientOffer",
+    "CloseRules",
     "Dialect",
-    "Session",
     "VersionSpec",
     "resolve_versions",
 ]

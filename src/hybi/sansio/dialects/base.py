@@ -1,7 +1,8 @@
 """What every dialect (one published version of the protocol) provides to the core.
 
-A dialect owns its opening handshake in both roles, its framing and its closing rules.
-The core never asks which version it runs: it calls these methods.
+A dialect is data plus the few functions that differ between versions: which requests
+and answers are its own, its opening handshake in both roles, its codec and its closing
+rules. The core never asks which version it runs; it reads these.
 """
 
 from __future__ import annotations
@@ -9,47 +10,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar
 
-from hybi.sansio.events import ConnectionFailed, Event, Role, State
+from hybi.sansio.close import CloseCodeRule
+from hybi.sansio.events import Role
+from hybi.sansio.framing import Codec
+from hybi.sansio.hixie_challenge import HixieChallenge
 from hybi.sansio.http import Headers, Request, Response
 
-__all__ = ["ClientOffer", "Dialect", "Session"]
-
-
-class Session(Protocol):
-    """The open connection of any dialect: bytes in, events out, bytes to send."""
-
-    role: Role
-    state: State
-    dialect_name: str
-    close_sent: tuple[int | None, str] | None
-    close_received: tuple[int, str] | None
-    failure: ConnectionFailed | None
-
-    @property
-    def ready(self) -> bool:
-        """False while the opening handshake still has bytes to exchange after the HTTP
-        heads (the hixie-76 challenge); nothing may be sent until then."""
-        ...
-
-    @property
-    def close_status_supported(self) -> bool:
-        """Whether close frames of this dialect carry a status code and reason."""
-        ...
-
-    def receive_data(self, data: bytes) -> list[Event]: ...
-    def receive_eof(self) -> list[Event]:
-        """The peer closed TCP; a dialect whose normal close is a TCP close reports it."""
-        ...
-
-    def send_text(self, text: str, *, fin: bool = True) -> None: ...
-    def send_binary(self, data: bytes | bytearray | memoryview, *, fin: bool = True) -> None: ...
-    def send_continuation(self, data: bytes, *, fin: bool) -> None: ...
-    def send_ping(self, data: bytes = b"") -> None: ...
-    def send_pong(self, data: bytes = b"") -> None: ...
-    def send_close(self, code: int | None = 1000, reason: str = "") -> None: ...
-    def data_to_send(self) -> bytes: ...
+__all__ = ["ClientOffer", "CloseRules", "Dialect", "requested_version"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +38,30 @@ class ClientOffer:
     location: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class CloseRules:
+    """How a dialect ends a connection.
+
+    `status`: the codes a close frame may carry, or None where close frames carry no
+    status (the body of a received one is then echoed as it came, as hybi-03 asks);
+    `close_frame`: False where closing TCP is the whole close (hixie-75);
+    `close_on_failure`: whether failing the connection sends a close frame first
+    (RFC 6455 section 7.1.7), where the hixie drafts just close TCP.
+    """
+
+    status: CloseCodeRule | None
+    close_frame: bool = True
+    close_on_failure: bool = True
+
+
+def requested_version(request: Request) -> str | None:
+    """The `Sec-WebSocket-Version` a request asks for, as written (repeats joined)."""
+    values = request.headers.get_all("Sec-WebSocket-Version")
+    if not values:
+        return None
+    return values[0].strip() if len(values) == 1 else ", ".join(values)
+
+
 class Dialect(ABC):
     """One version of the WebSocket protocol.
 
@@ -81,6 +74,9 @@ class Dialect(ABC):
     name: ClassVar[str]
     version: ClassVar[int | None]
     aliases: ClassVar[tuple[str, ...]] = ()
+    close_rules: ClassVar[CloseRules]
+    extensions: ClassVar[bool] = False
+    """Whether extensions (Sec-WebSocket-Extensions, reserved bits) can be negotiated."""
 
     @property
     def listed_as(self) -> int | None:
@@ -89,11 +85,26 @@ class Dialect(ABC):
     def __repr__(self) -> str:
         return f"<dialect {self.name}>"
 
+    # -- which messages are its own ------------------------------------------------------
+
+    @abstractmethod
+    def claims_request(self, request: Request) -> bool:
+        """Whether an opening request asks for this dialect. At most one dialect claims any
+        request, so the order dialects are asked in does not matter."""
+
+    @abstractmethod
+    def refusal_reason(self, request: Request) -> str:
+        """Why a request of this dialect is refused by a server that does not speak it."""
+
+    def claims_response(self, response: Response) -> bool:
+        """Whether a 101 answer, to a request of any dialect, is written in this one."""
+        return False
+
     # -- server role -------------------------------------------------------------------
 
     @abstractmethod
     def check_request(self, request: Request) -> None:
-        """Validate a request already classified as this dialect; raise HandshakeRejected."""
+        """Validate a request this dialect claims; raise HandshakeRejected."""
 
     @abstractmethod
     def offered_subprotocols(self, request: Request) -> list[str]:
@@ -128,16 +139,13 @@ class Dialect(ABC):
         handshake.
         """
 
-    # -- after the handshake -------------------------------------------------------------
+    # -- after the heads ---------------------------------------------------------------
+
+    def challenge(self, role: Role, request: Request | None, offer: ClientOffer | None) -> HixieChallenge | None:
+        """Bytes still to exchange after the HTTP heads before the connection is open."""
+        return None
 
     @abstractmethod
-    def new_session(
-        self,
-        role: Role,
-        *,
-        max_message_size: int | None,
-        request: Request | None = None,
-        offer: ClientOffer | None = None,
-    ) -> Session:
-        """The state machine for an open connection of this dialect; the server passes the
-        request, the client its offer (the hixie-76 challenge continues in the session)."""
+    def new_codec(self, role: Role, *, max_size: int | None) -> Codec:
+        """The framing of this dialect for one endpoint (`max_size` bounds what it would
+        otherwise read and discard)."""

@@ -8,12 +8,12 @@ first lines of the answer byte for byte, so they are written exactly:
 from __future__ import annotations
 
 from hybi.exceptions import InvalidHandshake
-from hybi.sansio.dialects.base import ClientOffer, Session
-from hybi.sansio.dialects.hixie76 import Hixie76
+from hybi.sansio.dialects.base import ClientOffer, CloseRules
+from hybi.sansio.dialects.hixie76 import Hixie76, _unversioned
 from hybi.sansio.dialects.keyaccept import bad_request
 from hybi.sansio.events import Role
+from hybi.sansio.hixie_challenge import HixieChallenge
 from hybi.sansio.http import Headers, Request, Response
-from hybi.sansio.sentinel_session import SentinelSession
 
 __all__ = ["Hixie75"]
 
@@ -25,6 +25,21 @@ class Hixie75(Hixie76):
     origin_header = "WebSocket-Origin"
     location_header = "WebSocket-Location"
     protocol_header = "WebSocket-Protocol"
+    close_rules = CloseRules(None, close_frame=False, close_on_failure=False)
+    description = "requests without Sec-WebSocket-Version (hixie-75)"
+
+    def claims_request(self, request: Request) -> bool:
+        """None of the headers the later drafts are told apart by."""
+        headers = request.headers
+        return (
+            _unversioned(request)
+            and "Sec-WebSocket-Draft" not in headers
+            and not ("Sec-WebSocket-Key1" in headers and "Sec-WebSocket-Key2" in headers)
+        )
+
+    def claims_response(self, response: Response) -> bool:
+        headers = response.headers
+        return super().claims_response(response) and "Sec-WebSocket-Location" not in headers
 
     @property
     def listed_as(self) -> int | None:
@@ -53,12 +68,5 @@ class Hixie75(Hixie76):
             )
         return super().check_response(offer, response)
 
-    def new_session(
-        self,
-        role: Role,
-        *,
-        max_message_size: int | None,
-        request: Request | None = None,
-        offer: ClientOffer | None = None,
-    ) -> Session:
-        return SentinelSession(role, dialect_name=self.name, close_frame=False, max_message_size=max_message_size)
+    def challenge(self, role: Role, request: Request | None, offer: ClientOffer | None) -> HixieChallenge | None:
+        return None  # hixie-75 has no challenge

@@ -11,14 +11,20 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from hybi.exceptions import InvalidHandshake
-from hybi.sansio.dialects.base import ClientOffer, Dialect, Session
+from hybi.sansio.dialects.base import ClientOffer, CloseRules, Dialect
 from hybi.sansio.dialects.keyaccept import bad_request
 from hybi.sansio.events import Role
+from hybi.sansio.framing import Codec
+from hybi.sansio.framing.sentinel import SentinelCodec
 from hybi.sansio.hixie_challenge import HixieChallenge, challenge_answer, generate_key, key_part, new_key3
 from hybi.sansio.http import Headers, Request, Response
-from hybi.sansio.sentinel_session import SentinelSession
 
 __all__ = ["Hixie76", "location_of"]
+
+
+def _unversioned(request: Request) -> bool:
+    """Neither the version nor the key of the drafts from 04 on."""
+    return "Sec-WebSocket-Version" not in request.headers and "Sec-WebSocket-Key" not in request.headers
 
 
 def location_of(host: str, resource: str, secure: bool) -> str:
@@ -34,10 +40,29 @@ class Hixie76(Dialect):
     origin_header = "Sec-WebSocket-Origin"
     location_header = "Sec-WebSocket-Location"
     protocol_header = "Sec-WebSocket-Protocol"
+    close_rules = CloseRules(None, close_on_failure=False)
+    description = "hixie-76 / hybi-00 requests (Sec-WebSocket-Key1 and Key2)"
 
     @property
     def listed_as(self) -> int | None:
         return 0  # RFC 6455 section 11.6: 0 is draft-ietf-hybi-00
+
+    def claims_request(self, request: Request) -> bool:
+        """No version or key of the later drafts, and both of this draft's keys."""
+        headers = request.headers
+        return (
+            _unversioned(request)
+            and "Sec-WebSocket-Draft" not in headers
+            and "Sec-WebSocket-Key1" in headers
+            and "Sec-WebSocket-Key2" in headers
+        )
+
+    def refusal_reason(self, request: Request) -> str:
+        return f"missing Sec-WebSocket-Version header: {self.description} are not accepted"
+
+    def claims_response(self, response: Response) -> bool:
+        headers = response.headers
+        return self.location_header in headers and "Sec-WebSocket-Accept" not in headers
 
     def key_parts(self, request: Request) -> tuple[int, int]:
         """Both keys' numbers; a missing or malformed key rejects the request with 400."""
@@ -138,23 +163,11 @@ class Hixie76(Dialect):
             raise InvalidHandshake(f"server chose subprotocol {chosen!r}, not offered")
         return chosen
 
-    def new_session(
-        self,
-        role: Role,
-        *,
-        max_message_size: int | None,
-        request: Request | None = None,
-        offer: ClientOffer | None = None,
-    ) -> Session:
-        return SentinelSession(
-            role,
-            dialect_name=self.name,
-            close_frame=True,
-            max_message_size=max_message_size,
-            challenge=self.challenge(role, request, offer),
-        )
+    def new_codec(self, role: Role, *, max_size: int | None) -> Codec:
+        return SentinelCodec(role, close_frame=self.close_rules.close_frame, max_discarded=max_size)
 
-    def challenge(self, role: Role, request: Request | None, offer: ClientOffer | None) -> HixieChallenge:
+    def challenge(self, role: Role, request: Request | None, offer: ClientOffer | None) -> HixieChallenge | None:
+        """Key3 after the request head, the 16-byte answer after the 101 head."""
         if role is Role.SERVER:
             assert request is not None
             return HixieChallenge(role, parts=self.key_parts(request))

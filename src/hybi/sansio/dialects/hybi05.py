@@ -8,14 +8,11 @@ Close frames carry no status code here (em-websocket `close05.rb`).
 
 from __future__ import annotations
 
-from typing import ClassVar
-
-from hybi.sansio.close import CloseCodeRule
-from hybi.sansio.dialects.base import ClientOffer, Session
+from hybi.sansio.dialects.base import CloseRules
 from hybi.sansio.dialects.keyaccept import KeyAcceptDialect
 from hybi.sansio.events import Role
-from hybi.sansio.http import Request
-from hybi.sansio.interim_session import InterimSession
+from hybi.sansio.framing import Codec
+from hybi.sansio.framing.interim import InterimCodec
 
 __all__ = ["Hybi05"]
 
@@ -24,22 +21,8 @@ class Hybi05(KeyAcceptDialect):
     name = "5"
     version = 5
     origin_header = "Sec-WebSocket-Origin"
-    status_rule: ClassVar[CloseCodeRule | None] = None
-    """The close codes a close frame may carry; None where close frames carry no status."""
+    close_rules = CloseRules(None)
+    extensions = False
 
-    def new_session(
-        self,
-        role: Role,
-        *,
-        max_message_size: int | None,
-        request: Request | None = None,
-        offer: ClientOffer | None = None,
-    ) -> Session:
-        return InterimSession(
-            role,
-            dialect_name=self.name,
-            more_bit=False,
-            prefix_mask=True,
-            close_rule=type(self).status_rule,
-            max_message_size=max_message_size,
-        )
+    def new_codec(self, role: Role, *, max_size: int | None) -> Codec:
+        return InterimCodec(role, more_bit=False, prefix_mask=True)

@@ -6,6 +6,7 @@ Framed as version 5; close frames now carry a 2-byte status code and a reason (e
 
 from __future__ import annotations
 
+from hybi.sansio.dialects.base import CloseRules
 from hybi.sansio.dialects.hybi05 import Hybi05
 from hybi.sansio.dialects.hybi08 import hybi07_08_close_code
 
@@ -15,4 +16,4 @@ __all__ = ["Hybi06"]
 class Hybi06(Hybi05):
     name = "6"
     version = 6
-    status_rule = hybi07_08_close_code
+    close_rules = CloseRules(hybi07_08_close_code)

@@ -9,6 +9,7 @@ only in draft 14, so longer encodings are accepted too.
 from __future__ import annotations
 
 from hybi.sansio.close import rfc6455_close_code
+from hybi.sansio.dialects.base import CloseRules
 from hybi.sansio.dialects.keyaccept import KeyAcceptDialect
 
 __all__ = ["Hybi08", "hybi07_08_close_code"]
@@ -23,5 +24,5 @@ class Hybi08(KeyAcceptDialect):
     name = "8"
     version = 8
     origin_header = "Sec-WebSocket-Origin"
-    close_rule = hybi07_08_close_code
+    close_rules = CloseRules(hybi07_08_close_code)
     minimal_lengths = False

@@ -14,14 +14,14 @@ import os
 from collections.abc import Sequence
 from typing import ClassVar
 
-from hybi.exceptions import HandshakeRejected, InvalidHandshake, LegacyAnswer
-from hybi.sansio.close import CloseCodeRule
-from hybi.sansio.dialects.base import ClientOffer, Dialect, Session
+from hybi.exceptions import HandshakeRejected, InvalidHandshake
+from hybi.sansio.dialects.base import ClientOffer, Dialect, requested_version
 from hybi.sansio.events import Role
+from hybi.sansio.framing import Codec
+from hybi.sansio.framing.rfc6455 import RFC6455Codec
 from hybi.sansio.http import Headers, Request, Response, text_response
-from hybi.sansio.rfc6455_session import RFC6455Session
 
-__all__ = ["GUID", "KeyAcceptDialect", "accept_value", "bad_request", "generate_key", "legacy_answer"]
+__all__ = ["GUID", "KeyAcceptDialect", "accept_value", "bad_request", "generate_key"]
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 """The constant that section 1.3 appends to the key (the same since hybi-04)."""
@@ -42,31 +42,28 @@ def bad_request(reason: str, status: int = 400) -> HandshakeRejected:
     return HandshakeRejected(reason, text_response(status, f"{reason}\n", Headers([("Connection", "close")])))
 
 
-def legacy_answer(response: Response) -> str | None:
-    """The pre-version draft a 101 without `Sec-WebSocket-Accept` is written in, if any.
-
-    hixie-76 servers name the URL in `Sec-WebSocket-Location`, hixie-75 servers in
-    `WebSocket-Location`; a server that ignores the version header answers that way.
-    """
-    headers = response.headers
-    if response.status != 101 or "Sec-WebSocket-Accept" in headers:
-        return None
-    if "Sec-WebSocket-Location" in headers:
-        return "hixie-76"
-    if "WebSocket-Location" in headers:
-        return "hixie-75"
-    return None
-
-
 class KeyAcceptDialect(Dialect):
     """A dialect with the key/accept handshake and RFC 6455 framing."""
 
     version: ClassVar[int]
     origin_header: ClassVar[str]
     """The header a client of this version names its origin with (section 4.1 item 8)."""
-    close_rule: ClassVar[CloseCodeRule]
-    minimal_lengths: ClassVar[bool]
+    minimal_lengths: ClassVar[bool] = True
     """Whether a length must use its shortest encoding (a MUST of RFC 6455 section 5.2)."""
+    extensions = True
+
+    def claims_request(self, request: Request) -> bool:
+        """Section 4.2.1 item 6: `Sec-WebSocket-Version` names this version."""
+        return requested_version(request) == str(self.version)
+
+    def refusal_reason(self, request: Request) -> str:
+        return f"unsupported WebSocket version {(requested_version(request) or '')[:40]!r}"
+
+    def claims_response(self, response: Response) -> bool:
+        return "Sec-WebSocket-Accept" in response.headers
+
+    def new_codec(self, role: Role, *, max_size: int | None) -> Codec:
+        return RFC6455Codec(role, minimal_lengths=self.minimal_lengths)
 
     def check_request(self, request: Request) -> None:
         """Section 4.2.1: a Host field and one key that decodes to 16 bytes."""
@@ -138,9 +135,6 @@ class KeyAcceptDialect(Dialect):
     def check_response(self, offer: ClientOffer, response: Response) -> str | None:
         """Section 4.1, the client's checks of the server's 101 response."""
         headers = response.headers
-        legacy = legacy_answer(response)
-        if legacy is not None:
-            raise LegacyAnswer(f"server answered a version {self.version} request as {legacy} does", legacy)
         if not headers.has_token("Upgrade", "websocket"):
             raise InvalidHandshake(f"101 response has Upgrade {headers.get('Upgrade')!r}, not websocket")
         if not headers.has_token("Connection", "upgrade"):
@@ -151,29 +145,9 @@ class KeyAcceptDialect(Dialect):
         if accepts != [expected]:
             got = accepts[0] if len(accepts) == 1 else f"{len(accepts)} fields"
             raise InvalidHandshake(f"Sec-WebSocket-Accept is {got!r}; expected {expected!r}")
-        if headers.tokens("Sec-WebSocket-Extensions"):
-            raise InvalidHandshake(
-                f"server chose extensions {headers.get('Sec-WebSocket-Extensions')!r} the client did not offer"
-            )
         chosen = headers.tokens("Sec-WebSocket-Protocol")
         if not chosen:
             return None
         if len(chosen) > 1 or chosen[0] not in offer.subprotocols:
             raise InvalidHandshake(f"server chose subprotocol {headers.get('Sec-WebSocket-Protocol')!r}, not offered")
         return chosen[0]
-
-    def new_session(
-        self,
-        role: Role,
-        *,
-        max_message_size: int | None,
-        request: Request | None = None,
-        offer: ClientOffer | None = None,
-    ) -> Session:
-        return RFC6455Session(
-            role,
-            dialect_name=self.name,
-            close_rule=type(self).close_rule,
-            minimal_lengths=self.minimal_lengths,
-            max_message_size=max_message_size,
-        )

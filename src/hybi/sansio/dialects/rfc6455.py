@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hybi.sansio.close import rfc6455_close_code
+from hybi.sansio.dialects.base import CloseRules
 from hybi.sansio.dialects.keyaccept import KeyAcceptDialect
 
 __all__ = ["RFC6455"]
@@ -14,5 +15,4 @@ class RFC6455(KeyAcceptDialect):
     name = "13"
     version = 13
     origin_header = "Origin"
-    close_rule = rfc6455_close_code
-    minimal_lengths = True
+    close_rules = CloseRules(rfc6455_close_code)

@@ -1,0 +1,164 @@
+"""The framing of the interim drafts hybi-01 to -06 (binary frames before RFC 6455).
+
+```
+byte 0: MORE-or-FIN RSV1 RSV2 RSV3 opcode(4)
+byte 1: RSV4 payload-len(7)          126 -> 16-bit length, 127 -> 64-bit length
+opcodes: 0 continuation, 1 close, 2 ping, 3 pong, 4 text, 5 binary
+```
+Drafts 01-03 set MORE (0x80) on every fragment but the last and never mask. From -04 the
+bit means FIN. In -05 and -06 a client puts a 4-byte key before each frame and XORs every
+following byte with it, the header included (em-websocket `framing05.rb`, Jetty
+`WebSocketParserD06`). The opcodes are translated to RFC 6455's for the layers above.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from typing import ClassVar
+
+from hybi.exceptions import ProtocolError
+from hybi.sansio.events import Role
+from hybi.sansio.frames import OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT, apply_mask
+from hybi.sansio.framing import FrameSink
+
+__all__ = ["InterimCodec", "build_interim_frame"]
+
+# Wire opcode -> RFC 6455 opcode, and back.
+_FROM_WIRE = {0: OP_CONTINUATION, 1: OP_CLOSE, 2: OP_PING, 3: OP_PONG, 4: OP_TEXT, 5: OP_BINARY}
+_TO_WIRE = {rfc: wire for wire, rfc in _FROM_WIRE.items()}
+
+
+def build_interim_frame(
+    opcode: int, payload: bytes, *, more_bit: bool, fin: bool = True, key: bytes | None = None
+) -> bytes:
+    """One frame with wire opcode `opcode`; with `key` (hybi-05/06 clients) the key comes
+    first and masks the rest."""
+    flag = (0 if fin else 0x80) if more_bit else (0x80 if fin else 0)
+    length = len(payload)
+    if length < 126:
+        header = bytes((flag | opcode, length))
+    elif length < 65536:
+        header = struct.pack("!BBH", flag | opcode, 126, length)
+    else:
+        header = struct.pack("!BBQ", flag | opcode, 127, length)
+    if key is None:
+        return header + payload
+    return key + apply_mask(header + payload, key)
+
+
+def _rotate(key: bytes, offset: int) -> bytes:
+    offset &= 3
+    return key[offset:] + key[:offset] if offset else key
+
+
+class InterimCodec:
+    """`more_bit`: drafts 01-03 (else FIN, 04 on); `prefix_mask`: drafts 05-06."""
+
+    binary: ClassVar[bool] = True
+    pings: ClassVar[bool] = True
+    fragments: ClassVar[bool] = True
+    rsv_bits: ClassVar[int] = 0  # no extension of these drafts is spoken
+
+    __slots__ = ("_fin", "_key", "_mask_in", "_mask_out", "_more_bit", "_offset", "_opcode", "_pending", "_remaining")
+
+    def __init__(self, role: Role, *, more_bit: bool, prefix_mask: bool) -> None:
+        self._more_bit = more_bit
+        self._mask_in = prefix_mask and role is Role.SERVER
+        self._mask_out = prefix_mask and role is Role.CLIENT
+        self._pending = b""
+        self._remaining = 0  # payload bytes still to come of the data frame under way
+        self._opcode = 0
+        self._fin = False
+        self._key: bytes | None = None
+        self._offset = 0  # bytes of that frame after its key, so far (where the mask stands)
+
+    def encode(self, opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) -> bytes:
+        key = os.urandom(4) if self._mask_out else None
+        return build_interim_frame(_TO_WIRE[opcode], payload, more_bit=self._more_bit, fin=fin, key=key)
+
+    def receive(self, data: bytes, sink: FrameSink) -> None:
+        if self._remaining:
+            used = min(self._remaining, len(data))
+            piece = data[:used] if used < len(data) else data
+            if self._key is not None:
+                piece = apply_mask(piece, _rotate(self._key, self._offset))
+            self._offset += used
+            self._remaining -= used
+            if sink.frame(self._opcode, self._fin, 0, -1, piece, False, not self._remaining):
+                return
+            data = data[used:]
+            if not data:
+                return
+        if self._pending:
+            data = self._pending + data
+            self._pending = b""
+        self._parse(data, sink)
+
+    def _parse(self, data: bytes, sink: FrameSink) -> None:
+        end = len(data)
+        pos = 0
+        while pos < end:
+            key: bytes | None = None
+            start = pos
+            if self._mask_in:
+                if end - pos < 6:
+                    break
+                key = data[pos : pos + 4]
+                start = pos + 4
+                head = apply_mask(data[start : start + 10], key)
+            else:
+                head = data[start : start + 10]
+            if len(head) < 2:
+                break
+            first, second = head[0], head[1]
+            if first & 0x70 or second & 0x80:
+                raise ProtocolError("reserved bits set without an extension that defines them")
+            wire_opcode = first & 0x0F
+            opcode = _FROM_WIRE.get(wire_opcode)
+            if opcode is None:
+                raise ProtocolError(f"reserved opcode {wire_opcode:#x}")
+            fin = not first & 0x80 if self._more_bit else first & 0x80 != 0
+            length = second & 0x7F
+            header_length = 2
+            if length == 126:
+                if len(head) < 4:
+                    break
+                length = int.from_bytes(head[2:4], "big")
+                header_length = 4
+            elif length == 127:
+                if len(head) < 10:
+                    break
+                length = int.from_bytes(head[2:10], "big")
+                header_length = 10
+                if length >> 63:
+                    raise ProtocolError("64-bit payload length has its most significant bit set")
+            if opcode & 0x08:
+                if not fin:
+                    raise ProtocolError("fragmented control frame")
+                if length > 125:
+                    raise ProtocolError(f"control frame payload of {length} bytes; the limit is 125")
+            payload_start = start + header_length
+            available = end - payload_start
+            if available >= length:
+                payload = data[payload_start : payload_start + length]
+                if key is not None and length:
+                    payload = apply_mask(payload, _rotate(key, header_length))
+                pos = payload_start + length
+                if sink.frame(opcode, fin, 0, length, payload, True, True):
+                    return
+                continue
+            if opcode & 0x08:
+                break
+            payload = data[payload_start:end]
+            if key is not None and available:
+                payload = apply_mask(payload, _rotate(key, header_length))
+            self._opcode = opcode
+            self._fin = fin
+            self._key = key
+            self._offset = header_length + available
+            self._remaining = length - available
+            sink.frame(opcode, fin, 0, length, payload, True, False)
+            return
+        if pos < end:
+            self._pending = data[pos:]

@@ -1,0 +1,160 @@
+"""RFC 6455 framing (section 5), shared by versions 7, 8 and 13.
+
+```
+byte 0: FIN RSV1 RSV2 RSV3 opcode(4)
+byte 1: MASK payload-len(7)      126 -> 16-bit length, 127 -> 64-bit length
+[masking key, 4 bytes, when MASK is set; it covers the payload only]
+```
+The payload of a data frame is handed on as it arrives, unmasked, so a large frame is never
+buffered here, and a text frame can be checked before its end (section 8.1). Only a frame
+header, or a control frame (125 bytes at most), waits here for the rest of its bytes.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from hybi.exceptions import ProtocolError
+from hybi.sansio.events import Role
+from hybi.sansio.frames import OP_BINARY, OP_PONG, apply_mask, build_frame
+from hybi.sansio.framing import FrameSink
+
+__all__ = ["RFC6455Codec"]
+
+
+class RFC6455Codec:
+    """`minimal_lengths`: whether a length must use its shortest encoding (a MUST from
+    hybi-14 on, section 5.2)."""
+
+    binary: ClassVar[bool] = True
+    pings: ClassVar[bool] = True
+    fragments: ClassVar[bool] = True
+    rsv_bits: ClassVar[int] = 0x70
+
+    __slots__ = (
+        "_expect_mask",
+        "_fin",
+        "_key",
+        "_length",
+        "_mask_outgoing",
+        "_minimal_lengths",
+        "_offset",
+        "_opcode",
+        "_pending",
+        "_remaining",
+        "_rsv",
+    )
+
+    def __init__(self, role: Role, *, minimal_lengths: bool = True) -> None:
+        # Section 5.1: clients mask every frame; servers never do.
+        self._mask_outgoing = role is Role.CLIENT
+        self._expect_mask = 0x80 if role is Role.SERVER else 0
+        self._minimal_lengths = minimal_lengths
+        self._pending = b""  # the start of a frame whose header (or control payload) is incomplete
+        # The data frame whose payload is still arriving:
+        self._remaining = 0
+        self._opcode = 0
+        self._fin = False
+        self._rsv = 0
+        self._length = 0
+        self._key: bytes | None = None
+        self._offset = 0  # payload bytes of it already handed on (where the mask key stands)
+
+    def encode(self, opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) -> bytes:
+        return build_frame(opcode, payload, fin=fin, mask=self._mask_outgoing, rsv=rsv)
+
+    def receive(self, data: bytes, sink: FrameSink) -> None:
+        if self._remaining:
+            used = min(self._remaining, len(data))
+            if self._continue_payload(data[:used] if used < len(data) else data, sink):
+                return
+            data = data[used:]
+            if not data:
+                return
+        if self._pending:
+            data = self._pending + data
+            self._pending = b""
+        self._parse(data, sink)
+
+    def _continue_payload(self, piece: bytes, sink: FrameSink) -> bool:
+        """More of the data frame under way; True when the sink says to stop."""
+        key = self._key
+        if key is not None:
+            offset = self._offset & 3
+            piece = apply_mask(piece, key[offset:] + key[:offset] if offset else key)
+        self._offset += len(piece)
+        self._remaining -= len(piece)
+        return sink.frame(self._opcode, self._fin, self._rsv, self._length, piece, False, not self._remaining)
+
+    def _parse(self, data: bytes, sink: FrameSink) -> None:
+        end = len(data)
+        pos = 0
+        expect_mask = self._expect_mask
+        while end - pos >= 2:
+            first = data[pos]
+            second = data[pos + 1]
+            if second & 0x80 != expect_mask:
+                if expect_mask:
+                    raise ProtocolError("client frame is not masked (RFC 6455 section 5.1)")
+                raise ProtocolError("server frame is masked (RFC 6455 section 5.1)")
+            opcode = first & 0x0F
+            fin = first & 0x80 != 0
+            length = second & 0x7F
+            start = pos + 2
+            if length == 126:
+                if end - start < 2:
+                    break
+                length = (data[start] << 8) | data[start + 1]
+                start += 2
+                if length < 126 and self._minimal_lengths:
+                    raise ProtocolError("payload length not minimally encoded (section 5.2)")
+            elif length == 127:
+                if end - start < 8:
+                    break
+                length = int.from_bytes(data[start : start + 8], "big")
+                start += 8
+                if length >> 63:
+                    raise ProtocolError("64-bit payload length has its most significant bit set (section 5.2)")
+                if length < 65536 and self._minimal_lengths:
+                    raise ProtocolError("payload length not minimally encoded (section 5.2)")
+            if opcode & 0x08:
+                if not fin:
+                    raise ProtocolError("fragmented control frame (section 5.5)")
+                if length > 125:
+                    raise ProtocolError(f"control frame payload of {length} bytes; the limit is 125 (section 5.5)")
+                if opcode > OP_PONG:
+                    raise ProtocolError(f"reserved control opcode {opcode:#x} (section 5.2)")
+            elif opcode > OP_BINARY:
+                raise ProtocolError(f"reserved data opcode {opcode:#x} (section 5.2)")
+            key: bytes | None = None
+            if expect_mask:
+                if end - start < 4:
+                    break
+                key = data[start : start + 4]
+                start += 4
+            available = end - start
+            if available >= length:
+                payload = data[start : start + length]
+                pos = start + length
+                if key is not None and length:
+                    payload = apply_mask(payload, key)
+                if sink.frame(opcode, fin, first & 0x70, length, payload, True, True):
+                    return
+                continue
+            if opcode & 0x08:
+                break  # a control frame is handed on whole: wait for the rest of it
+            # A data frame that is still arriving: hand on what is here, keep its state.
+            payload = data[start:end]
+            if key is not None and available:
+                payload = apply_mask(payload, key)
+            self._opcode = opcode
+            self._fin = fin
+            self._rsv = first & 0x70
+            self._length = length
+            self._key = key
+            self._offset = available
+            self._remaining = length - available
+            sink.frame(opcode, fin, first & 0x70, length, payload, True, False)
+            return
+        if pos < end:
+            self._pending = data[pos:]

@@ -1,0 +1,274 @@
+"""The sans-I/O connection: its lifecycle, timers, transport instructions and extension slot."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import raw_frame
+from hybi.exceptions import InvalidState
+from hybi.sansio import (
+    DIALECTS,
+    ClientConnection,
+    CloseReceived,
+    ConnectionFailed,
+    HandshakeFailed,
+    Opened,
+    Options,
+    Ping,
+    Pong,
+    RequestReceived,
+    Role,
+    ServerConnection,
+    State,
+    TransportAction,
+    open_connection,
+)
+from hybi.sansio.extensions import ExtensionParameters
+from hybi.sansio.frames import OP_BINARY, OP_TEXT
+
+NO_TIMERS = Options(open_timeout=None, close_timeout=None, ping_interval=None)
+
+
+def handshake(
+    server_options: Options = NO_TIMERS, client_options: Options = NO_TIMERS, **server_kwargs: object
+) -> tuple[ServerConnection, ClientConnection]:
+    """A server and a client connection that went through a real handshake with each other."""
+    server = ServerConnection("13", server_options, **server_kwargs)  # type: ignore[arg-type]
+    client = ClientConnection(DIALECTS["13"], "/", "example.com", client_options, extensions=server_kwargs.get("x", ()))  # type: ignore[arg-type]
+    assert client.state is State.CONNECTING
+    events = server.receive_data(client.data_to_send())
+    assert isinstance(events[0], RequestReceived) and server.state is State.CONNECTING
+    assert server.accept() == [Opened()]
+    assert client.receive_data(server.data_to_send()) == [Opened()]
+    assert server.state is client.state is State.OPEN
+    return server, client
+
+
+class TestLifecycle:
+    def test_states_follow_the_handshake(self) -> None:
+        handshake()
+
+    def test_refusal_is_rejected_state(self) -> None:
+        server = ServerConnection("8")
+        client = ClientConnection(DIALECTS["13"], "/", "h")
+        server.receive_data(client.data_to_send())
+        events = server.accept()
+        assert isinstance(events[0], HandshakeFailed) and server.state is State.REJECTED
+        assert server.transport_action is TransportAction.CLOSE
+        answer = server.data_to_send()
+        assert answer.startswith(b"HTTP/1.1 426 ")
+        events = client.receive_data(answer)
+        assert isinstance(events[0], HandshakeFailed) and client.state is State.REJECTED
+        assert client.handshake_error is not None and "lists versions 8" in str(client.handshake_error)
+
+    def test_reject_answers_with_the_response_given(self) -> None:
+        from hybi.sansio import Response
+
+        server = ServerConnection()
+        server.receive_data(ClientConnection(DIALECTS["13"], "/", "h").data_to_send())
+        server.reject(Response(401, "Unauthorized", body=b"no"))
+        assert server.data_to_send().startswith(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\n\r\nno")
+        assert server.state is State.REJECTED
+        with pytest.raises(InvalidState):
+            server.accept()
+
+    def test_nothing_is_sent_before_the_handshake(self) -> None:
+        client = ClientConnection(DIALECTS["13"], "/", "h")
+        with pytest.raises(InvalidState, match="opening handshake"):
+            client.send_text("early")
+
+    def test_server_closes_tcp_first_and_the_client_waits(self) -> None:
+        options = Options(open_timeout=None, close_timeout=5, ping_interval=None)
+        server, client = handshake(options, options)
+        client.send_close(1000, now=1.0)
+        assert client.state is State.CLOSING and client.next_deadline() == 6.0
+        assert server.receive_data(client.data_to_send(), now=1.1) == [CloseReceived(1000, "")]
+        assert server.state is State.CLOSED and server.transport_action is TransportAction.CLOSE
+        assert server.next_deadline() == pytest.approx(6.1)  # abort if the transport does not close
+        assert client.receive_data(server.data_to_send(), now=1.2) == [CloseReceived(1000, "")]
+        assert client.state is State.CLOSED and client.transport_action is TransportAction.KEEP
+        assert client.next_deadline() == pytest.approx(6.2)
+        client.handle_timer(6.2)
+        assert client.transport_action is TransportAction.CLOSE  # the server did not close: the client does
+        client.handle_timer(11.2)
+        assert client.transport_action is TransportAction.ABORT
+        info = client.close_info()
+        assert info is not None and info.ok and info.local_first and (info.code, info.sent_code) == (1000, 1000)
+
+    def test_unanswered_close_aborts_after_close_timeout(self) -> None:
+        options = Options(open_timeout=None, close_timeout=2, ping_interval=None)
+        server, _ = handshake(options)
+        server.send_close(1001, "bye", now=10.0)
+        assert server.handle_timer(11.9) == [] and server.state is State.CLOSING
+        server.handle_timer(12.0)
+        assert server.state is State.CLOSED and server.transport_action is TransportAction.ABORT
+        info = server.close_info()
+        assert info is not None and info.code == 1006 and not info.ok and "no close frame within 2" in info.detail
+
+    def test_open_timeout(self) -> None:
+        server = ServerConnection("13", Options(open_timeout=3), now=100.0)
+        assert server.next_deadline() == 103.0
+        server.receive_data(b"GET / HTTP/1.1\r\n", now=101.0)
+        events = server.handle_timer(103.0)
+        assert isinstance(events[0], HandshakeFailed) and server.state is State.REJECTED
+        assert server.transport_action is TransportAction.ABORT
+
+    def test_eof_without_close_frame_is_1006(self) -> None:
+        server, _ = handshake()
+        assert server.receive_eof() == []
+        info = server.close_info()
+        assert info is not None and info.code == 1006 and "no close frame" in info.detail
+        assert server.transport_action is TransportAction.CLOSE
+
+
+class TestKeepalive:
+    def test_pings_and_latency(self) -> None:
+        options = Options(open_timeout=None, ping_interval=10, ping_timeout=5, close_timeout=None)
+        server, client = handshake(options, now=0.0)  # type: ignore[arg-type]
+        assert server.next_deadline() == 10.0
+        server.handle_timer(10.0)
+        ping = server.data_to_send()
+        assert ping[0] == 0x89 and server.next_deadline() == 15.0
+        assert isinstance(client.receive_data(ping)[0], Ping)
+        assert isinstance(server.receive_data(client.data_to_send(), now=10.25)[0], Pong)
+        assert server.latency == 0.25
+        assert server.next_deadline() == 20.0  # the pong deadline is gone; the next ping is due
+
+    def test_late_pong_closes_with_1011(self) -> None:
+        options = Options(open_timeout=None, ping_interval=10, ping_timeout=5, close_timeout=None)
+        server, client = handshake(options)
+        server.handle_timer(10.0)
+        server.data_to_send()
+        server.handle_timer(15.0)
+        assert server.state is State.CLOSING
+        assert client.receive_data(server.data_to_send()) == [CloseReceived(1011, "keepalive ping timeout")]
+
+    def test_hixie_has_no_keepalive(self) -> None:
+        connection = open_connection(DIALECTS["hixie-76"], Role.SERVER, Options(ping_interval=1))
+        assert connection.next_deadline() is None
+
+
+class TestFailing:
+    def test_answers_to_earlier_messages_go_before_the_close_frame(self) -> None:
+        """Autobahn 3.2, 4.1.3, 5.15: a message, then a bad frame in the same read."""
+        server, client = handshake()
+        events = server.receive_data(raw_frame(0x81, b"first") + raw_frame(0xA1, b"bad") + raw_frame(0x89, b""))
+        assert events[0] == "first" and isinstance(events[1], ConnectionFailed) and events[1].code == 1002
+        assert len(events) == 2 and server.state is State.CLOSED
+        server.send_text("first")  # the echo of what came before the error
+        out = server.data_to_send()
+        assert client.receive_data(out) == ["first", CloseReceived(1002, events[1].reason[:123])]
+        with pytest.raises(InvalidState):
+            server.send_text("after the close frame")
+
+    def test_invalid_utf8_fails_before_the_frame_ends(self) -> None:
+        """Autobahn 6.4.3: the bad byte is in the middle of a frame still arriving."""
+        server, _ = handshake()
+        frame = raw_frame(0x81, "κόσμε".encode() + b"\xf4\x90\x80\x80" + b"x" * 1000)
+        assert server.receive_data(frame[:15]) == []  # header and part of the valid text
+        events = server.receive_data(frame[15:30])
+        assert isinstance(events[-1], ConnectionFailed) and events[-1].code == 1007
+
+    def test_one_byte_fragments_are_held_compactly(self) -> None:
+        server, _ = handshake()
+        for _ in range(20000):
+            server.receive_data(raw_frame(0x00 if server.receiving_fragmented else 0x02, b"x"))
+        assembler = server._assembler
+        assert assembler is not None and len(assembler._parts) < 20  # merged, not one object per byte
+        assert server.receive_data(raw_frame(0x80, b"")) == [b"x" * 20000]
+
+    def test_large_sentinel_frame_is_not_rescanned(self) -> None:
+        connection = open_connection(DIALECTS["hixie-76"], Role.SERVER, Options(max_size=None))
+        connection.receive_data(b"\x00")
+        for _ in range(1000):
+            assert connection.receive_data(b"a" * 1000) == []
+            assert connection._codec is not None and connection._codec._pending == b""  # type: ignore[attr-defined]
+        assert connection.receive_data(b"\xff") == ["a" * 1000000]
+
+
+class XorExtension:
+    """A test extension: RSV1 on the first frame of a message means its payload was XORed
+    with 0x5A (a stand-in for per-message compression)."""
+
+    name = "x-xor"
+    rsv_bits = 0x40
+
+    def __init__(self) -> None:
+        self.flagged = False  # the message being received was XORed
+        self.sending = False  # the message being sent is XORed
+
+    def decode(
+        self, opcode: int, fin: bool, rsv: int, length: int, payload: bytes, first: bool, last: bool
+    ) -> tuple[int, int, bytes]:
+        if opcode & 0x08:
+            return rsv, length, payload
+        if first and opcode != 0:
+            self.flagged = bool(rsv & 0x40)
+        elif first and rsv & 0x40:
+            return rsv, length, payload  # RSV1 on a continuation: left for the assembler to refuse
+        if self.flagged:
+            return rsv & ~0x40, -1, bytes(b ^ 0x5A for b in payload)
+        return rsv, length, payload
+
+    def encode(self, opcode: int, payload: bytes, fin: bool, rsv: int) -> tuple[bytes, int]:
+        if opcode & 0x08:
+            return payload, rsv
+        if opcode in (OP_TEXT, OP_BINARY):
+            self.sending = True
+            rsv |= 0x40
+        return (bytes(b ^ 0x5A for b in payload) if self.sending else payload), rsv
+
+
+class XorFactory:
+    """The server's side: agrees to an offer without parameters."""
+
+    name = "x-xor"
+
+    def accept(self, offers: list[ExtensionParameters]) -> tuple[ExtensionParameters, XorExtension] | None:
+        return ([], XorExtension()) if [] in offers else None
+
+
+class ClientXorFactory:
+    name = "x-xor"
+
+    def offer(self) -> ExtensionParameters:
+        return []
+
+    def accept(self, parameters: ExtensionParameters) -> XorExtension:
+        assert parameters == []
+        return XorExtension()
+
+
+class TestExtensionSlot:
+    def test_negotiated_and_applied_both_ways(self) -> None:
+        server = ServerConnection("13", NO_TIMERS, extensions=[XorFactory()])
+        client = ClientConnection(DIALECTS["13"], "/", "h", NO_TIMERS, extensions=[ClientXorFactory()])
+        request = client.data_to_send()
+        assert b"Sec-WebSocket-Extensions: x-xor\r\n" in request
+        server.receive_data(request)
+        server.accept()
+        answer = server.data_to_send()
+        assert b"Sec-WebSocket-Extensions: x-xor\r\n" in answer
+        client.receive_data(answer)
+        assert len(client.extensions) == len(server.extensions) == 1
+        client.send_text("héllo")
+        client.send_binary(b"ab", fin=False)
+        client.send_continuation(b"cd", fin=True)
+        wire = client.data_to_send()
+        assert wire[0] == 0xC1  # FIN, RSV1, text
+        assert server.receive_data(wire) == ["héllo", b"abcd"]
+
+    def test_declined_offer_leaves_no_extension(self) -> None:
+        server = ServerConnection("13", NO_TIMERS)
+        client = ClientConnection(DIALECTS["13"], "/", "h", NO_TIMERS, extensions=[ClientXorFactory()])
+        server.receive_data(client.data_to_send())
+        server.accept()
+        client.receive_data(server.data_to_send())
+        assert client.extensions == () and client.state is State.OPEN
+        assert server.receive_data(raw_frame(0xC1, b"x"))[-1] == ConnectionFailed(
+            1002, "reserved bits set without an extension that defines them (section 5.2)"
+        )
+
+    def test_no_extensions_on_drafts_without_reserved_bits(self) -> None:
+        client = ClientConnection(DIALECTS["6"], "/", "h", extensions=[ClientXorFactory()])
+        assert b"Sec-WebSocket-Extensions" not in client.data_to_send()
