@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -678,5 +678,73 @@ def test_tls() -> None:
                 assert ws.transport is not None and ws.transport.get_extra_info("ssl_object") is not None
             with pytest.raises(ssl.SSLCertVerificationError):
                 await hybi.connect(secure)  # the default context does not trust the test CA
+
+    run(main())
+
+
+# -- fixed in the core redesign ---------------------------------------------------------------
+
+
+def test_fragmented_send_that_fails_closes_with_1011() -> None:
+    async def main() -> None:
+        async with echo_server() as url, hybi.connect(url) as ws:
+
+            def fragments() -> Iterator[str]:
+                yield "a"
+                yield "b"
+                raise RuntimeError("the source failed")
+
+            with pytest.raises(RuntimeError, match="source failed"):
+                await ws.send(fragments())
+            with pytest.raises(hybi.ConnectionClosedError) as caught:
+                await ws.recv()
+            assert caught.value.sent_code == 1011
+
+    run(main())
+
+
+def test_a_send_waits_for_a_fragmented_send() -> None:
+    async def main() -> None:
+        async with echo_server() as url, hybi.connect(url) as ws:
+            go_on = asyncio.Event()
+
+            async def fragments() -> AsyncIterator[str]:
+                yield "a"
+                await go_on.wait()
+                yield "b"
+
+            fragmented = asyncio.create_task(ws.send(fragments()))
+            await asyncio.sleep(0)
+            whole = asyncio.create_task(ws.send("whole"))
+            await asyncio.sleep(0)
+            assert not whole.done()  # it waits its turn rather than raising
+            go_on.set()
+            await asyncio.gather(fragmented, whole)
+            assert [await ws.recv(), await ws.recv()] == ["ab", "whole"]
+
+    run(main())
+
+
+def test_server_connections_holds_only_open_connections() -> None:
+    async def main() -> None:
+        async with hybi.serve(echo, "127.0.0.1", 0) as server:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")  # a handshake that is not finished
+            await writer.drain()
+            async with hybi.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+                await ws.send("hi")
+                assert await ws.recv() == "hi"
+                assert len(server.connections) == 1
+                assert all(c.state is State.OPEN for c in server.connections)
+            writer.close()
+
+    run(main())
+
+
+def test_sending_a_dict_is_a_type_error() -> None:
+    async def main() -> None:
+        async with echo_server() as url, hybi.connect(url) as ws:
+            with pytest.raises(TypeError, match="dict"):
+                await ws.send({"a": 1})  # type: ignore[arg-type]
 
     run(main())
