@@ -42,6 +42,7 @@ const MESSAGES = ["hello from chromium", "ünïcödé ✓", "x".repeat(70000)];
   } finally {
     await browser.close();
   }
-  process.stdout.write(JSON.stringify(result) + "\n");
-  process.exit(result.event === "done" ? 0 : 1);
+  // Exit from the write's callback: standard output is a pipe, which Node writes to
+  // asynchronously, and process.exit() would drop a line still waiting for room in it.
+  process.stdout.write(JSON.stringify(result) + "\n", () => process.exit(result.event === "done" ? 0 : 1));
 })();

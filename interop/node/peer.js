@@ -5,6 +5,8 @@
 //                                             echo server; prints {"port": N} when listening,
 //                                             {"event": "close", ...} for every closed connection;
 //                                             the text "close:CODE:REASON" makes it close with CODE.
+//                                             When its input ends it stops listening, and it exits
+//                                             once every connection has closed and been reported.
 //   node peer.js client ws|websocket URL VERSION [server-close]
 //                                             sends text and binary messages across the length
 //                                             boundaries, checks each echo, then closes with 4000
@@ -17,13 +19,22 @@ const SIZES = [0, 1, 125, 126, 127, 65535, 65536, 65537, 300000];
 const LIMIT = 64 * 1024 * 1024;
 const [, , role, library, url, versionText, closeMode] = process.argv;
 
-setTimeout(() => {
-  out({ event: "timeout" });
-  process.exit(3);
-}, role === "server" ? 120000 : 20000).unref();
+setTimeout(() => finish({ event: "timeout" }, 3), role === "server" ? 120000 : 20000).unref();
 
-function out(object) {
-  process.stdout.write(JSON.stringify(object) + "\n");
+// Standard output is a pipe, and Node writes to a pipe asynchronously: a line the reader has
+// not made room for yet waits inside the process, and process.exit() drops it. So the process
+// ends by itself when nothing is left to do (a server), or exits from the callback of its last
+// write (a client, a timeout), which runs once that line and every one before it is in the pipe.
+function out(object, callback) {
+  process.stdout.write(JSON.stringify(object) + "\n", callback);
+}
+
+let finished = false;
+
+function finish(object, code) {
+  if (finished) return; // the first final report stands (ws emits "close" after "error")
+  finished = true;
+  out(object, () => process.exit(code));
 }
 
 function textOf(size) {
@@ -73,6 +84,7 @@ function serveWs() {
     });
     socket.on("close", (code, reason) => out({ event: "close", code, reason: reason.toString(), version, origin }));
   });
+  return () => server.close(); // open connections stay (ws 8)
 }
 
 function serveWebsocketNode() {
@@ -104,6 +116,7 @@ function serveWebsocketNode() {
     connection.on("close", (code, reason) => out({ event: "close", code, reason, version, origin }));
   });
   httpServer.listen(0, "127.0.0.1", () => out({ port: httpServer.address().port }));
+  return () => httpServer.close(); // upgraded connections are no longer the HTTP server's
 }
 
 function serveWebsocketDriver() {
@@ -135,6 +148,7 @@ function serveWebsocketDriver() {
     socket.pipe(driver.io).pipe(socket);
   });
   server.listen(0, "127.0.0.1", () => out({ port: server.address().port }));
+  return () => server.close();
 }
 
 // -- client -------------------------------------------------------------------------------
@@ -196,21 +210,19 @@ function runClient() {
       else if (closeMode === "server-close") peer.send({ binary: false, data: "close-me" });
       else peer.close(4000, "client-bye");
     },
-    onClose: (code, reason) => {
-      out({ event: "done", version, echoed: index, total: messages.length, mismatches, code, reason });
-      process.exit(0);
-    },
-    onError: (error) => {
-      out({ event: "error", error: String(error && error.message ? error.message : error) });
-      process.exit(2);
-    },
+    onClose: (code, reason) => finish({ event: "done", version, echoed: index, total: messages.length, mismatches, code, reason }, 0),
+    onError: (error) => finish({ event: "error", error: String(error && error.message ? error.message : error) }, 2),
   };
   peer = (library === "ws" ? clientWs : clientWebsocketNode)(version, handlers);
 }
 
 if (role === "server") {
-  ({ ws: serveWs, websocket: serveWebsocketNode, "websocket-driver": serveWebsocketDriver })[library]();
-  process.stdin.on("end", () => process.exit(0));
+  // The input may end before this side has seen the end of a connection that the driver of
+  // the test has already closed (they arrive on different descriptors, in no set order), so
+  // the server only stops listening then; the process ends by itself once every connection
+  // has closed and its line has been written.
+  const stopListening = { ws: serveWs, websocket: serveWebsocketNode, "websocket-driver": serveWebsocketDriver }[library]();
+  process.stdin.on("end", stopListening);
   process.stdin.resume();
 } else if (role === "client") {
   runClient();
