@@ -21,6 +21,7 @@ from hybi.exceptions import ProtocolError
 from hybi.sansio.events import Role
 from hybi.sansio.frames import OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT, apply_mask
 from hybi.sansio.framing import FrameSink
+from hybi.sansio.framing._stream import PayloadStream, rotate
 
 __all__ = ["InterimCodec", "build_interim_frame"]
 
@@ -47,12 +48,7 @@ def build_interim_frame(
     return key + apply_mask(header + payload, key)
 
 
-def _rotate(key: bytes, offset: int) -> bytes:
-    offset &= 3
-    return key[offset:] + key[:offset] if offset else key
-
-
-class InterimCodec:
+class InterimCodec(PayloadStream):
     """`more_bit`: drafts 01-03 (else FIN, 04 on); `prefix_mask`: drafts 05-06."""
 
     binary: ClassVar[bool] = True
@@ -60,40 +56,17 @@ class InterimCodec:
     fragments: ClassVar[bool] = True
     rsv_bits: ClassVar[int] = 0  # no extension of these drafts is spoken
 
-    __slots__ = ("_fin", "_key", "_mask_in", "_mask_out", "_more_bit", "_offset", "_opcode", "_pending", "_remaining")
+    __slots__ = ("_mask_in", "_mask_out", "_more_bit")
 
     def __init__(self, role: Role, *, more_bit: bool, prefix_mask: bool) -> None:
+        super().__init__()
         self._more_bit = more_bit
         self._mask_in = prefix_mask and role is Role.SERVER
         self._mask_out = prefix_mask and role is Role.CLIENT
-        self._pending = b""
-        self._remaining = 0  # payload bytes still to come of the data frame under way
-        self._opcode = 0
-        self._fin = False
-        self._key: bytes | None = None
-        self._offset = 0  # bytes of that frame after its key, so far (where the mask stands)
 
     def encode(self, opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) -> bytes:
         key = os.urandom(4) if self._mask_out else None
         return build_interim_frame(_TO_WIRE[opcode], payload, more_bit=self._more_bit, fin=fin, key=key)
-
-    def receive(self, data: bytes, sink: FrameSink) -> None:
-        if self._remaining:
-            used = min(self._remaining, len(data))
-            piece = data[:used] if used < len(data) else data
-            if self._key is not None:
-                piece = apply_mask(piece, _rotate(self._key, self._offset))
-            self._offset += used
-            self._remaining -= used
-            if sink.frame(self._opcode, self._fin, 0, -1, piece, False, not self._remaining):
-                return
-            data = data[used:]
-            if not data:
-                return
-        if self._pending:
-            data = self._pending + data
-            self._pending = b""
-        self._parse(data, sink)
 
     def _parse(self, data: bytes, sink: FrameSink) -> None:
         end = len(data)
@@ -143,22 +116,14 @@ class InterimCodec:
             if available >= length:
                 payload = data[payload_start : payload_start + length]
                 if key is not None and length:
-                    payload = apply_mask(payload, _rotate(key, header_length))
+                    payload = apply_mask(payload, rotate(key, header_length))
                 pos = payload_start + length
                 if sink.frame(opcode, fin, 0, length, payload, True, True):
                     return
                 continue
             if opcode & 0x08:
                 break
-            payload = data[payload_start:end]
-            if key is not None and available:
-                payload = apply_mask(payload, _rotate(key, header_length))
-            self._opcode = opcode
-            self._fin = fin
-            self._key = key
-            self._offset = header_length + available
-            self._remaining = length - available
-            sink.frame(opcode, fin, 0, length, payload, True, False)
+            self._start_payload(opcode, fin, 0, length, data[payload_start:end], key, header_length, sink)
             return
         if pos < end:
             self._pending = data[pos:]

@@ -18,11 +18,12 @@ from hybi.exceptions import ProtocolError
 from hybi.sansio.events import Role
 from hybi.sansio.frames import OP_BINARY, OP_PONG, apply_mask, build_frame
 from hybi.sansio.framing import FrameSink
+from hybi.sansio.framing._stream import PayloadStream
 
 __all__ = ["RFC6455Codec"]
 
 
-class RFC6455Codec:
+class RFC6455Codec(PayloadStream):
     """`minimal_lengths`: whether a length must use its shortest encoding (a MUST from
     hybi-14 on, section 5.2)."""
 
@@ -31,60 +32,17 @@ class RFC6455Codec:
     fragments: ClassVar[bool] = True
     rsv_bits: ClassVar[int] = 0x70
 
-    __slots__ = (
-        "_expect_mask",
-        "_fin",
-        "_key",
-        "_length",
-        "_mask_outgoing",
-        "_minimal_lengths",
-        "_offset",
-        "_opcode",
-        "_pending",
-        "_remaining",
-        "_rsv",
-    )
+    __slots__ = ("_expect_mask", "_mask_outgoing", "_minimal_lengths")
 
     def __init__(self, role: Role, *, minimal_lengths: bool = True) -> None:
+        super().__init__()
         # Section 5.1: clients mask every frame; servers never do.
         self._mask_outgoing = role is Role.CLIENT
         self._expect_mask = 0x80 if role is Role.SERVER else 0
         self._minimal_lengths = minimal_lengths
-        self._pending = b""  # the start of a frame whose header (or control payload) is incomplete
-        # The data frame whose payload is still arriving:
-        self._remaining = 0
-        self._opcode = 0
-        self._fin = False
-        self._rsv = 0
-        self._length = 0
-        self._key: bytes | None = None
-        self._offset = 0  # payload bytes of it already handed on (where the mask key stands)
 
     def encode(self, opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) -> bytes:
         return build_frame(opcode, payload, fin=fin, mask=self._mask_outgoing, rsv=rsv)
-
-    def receive(self, data: bytes, sink: FrameSink) -> None:
-        if self._remaining:
-            used = min(self._remaining, len(data))
-            if self._continue_payload(data[:used] if used < len(data) else data, sink):
-                return
-            data = data[used:]
-            if not data:
-                return
-        if self._pending:
-            data = self._pending + data
-            self._pending = b""
-        self._parse(data, sink)
-
-    def _continue_payload(self, piece: bytes, sink: FrameSink) -> bool:
-        """More of the data frame under way; True when the sink says to stop."""
-        key = self._key
-        if key is not None:
-            offset = self._offset & 3
-            piece = apply_mask(piece, key[offset:] + key[:offset] if offset else key)
-        self._offset += len(piece)
-        self._remaining -= len(piece)
-        return sink.frame(self._opcode, self._fin, self._rsv, self._length, piece, False, not self._remaining)
 
     def _parse(self, data: bytes, sink: FrameSink) -> None:
         end = len(data)
@@ -144,17 +102,7 @@ class RFC6455Codec:
             if opcode & 0x08:
                 break  # a control frame is handed on whole: wait for the rest of it
             # A data frame that is still arriving: hand on what is here, keep its state.
-            payload = data[start:end]
-            if key is not None and available:
-                payload = apply_mask(payload, key)
-            self._opcode = opcode
-            self._fin = fin
-            self._rsv = first & 0x70
-            self._length = length
-            self._key = key
-            self._offset = available
-            self._remaining = length - available
-            sink.frame(opcode, fin, first & 0x70, length, payload, True, False)
+            self._start_payload(opcode, fin, first & 0x70, length, data[start:end], key, 0, sink)
             return
         if pos < end:
             self._pending = data[pos:]

@@ -1,0 +1,78 @@
+"""What the two length-prefixed framings share: a data frame whose payload is still arriving
+is handed on piece by piece, unmasked with the key turned to where the piece starts."""
+
+from __future__ import annotations
+
+from hybi.sansio.frames import apply_mask
+from hybi.sansio.framing import FrameSink
+
+__all__ = ["PayloadStream", "rotate"]
+
+
+def rotate(key: bytes, offset: int) -> bytes:
+    """The 4-byte mask key as it stands `offset` bytes into the masked data."""
+    offset &= 3
+    return key[offset:] + key[:offset] if offset else key
+
+
+class PayloadStream:
+    """Subclasses parse whole frames and headers in `_parse(data, sink)`; when a data frame's
+    payload is incomplete they call `_start_payload` and return."""
+
+    __slots__ = ("_fin", "_key", "_length", "_offset", "_opcode", "_pending", "_remaining", "_rsv")
+
+    def __init__(self) -> None:
+        self._pending = b""  # the start of a frame whose header (or control payload) is incomplete
+        # The data frame whose payload is still arriving:
+        self._remaining = 0
+        self._opcode = 0
+        self._fin = False
+        self._rsv = 0
+        self._length = 0
+        self._key: bytes | None = None
+        self._offset = 0  # masked bytes of it so far (where the mask key stands)
+
+    def receive(self, data: bytes, sink: FrameSink) -> None:
+        if self._remaining:
+            used = min(self._remaining, len(data))
+            piece = data[:used] if used < len(data) else data
+            if self._key is not None:
+                piece = apply_mask(piece, rotate(self._key, self._offset))
+            self._offset += used
+            self._remaining -= used
+            if sink.frame(self._opcode, self._fin, self._rsv, self._length, piece, False, not self._remaining):
+                return
+            data = data[used:]
+            if not data:
+                return
+        if self._pending:
+            data = self._pending + data
+            self._pending = b""
+        self._parse(data, sink)
+
+    def _parse(self, data: bytes, sink: FrameSink) -> None:
+        raise NotImplementedError
+
+    def _start_payload(  # noqa: PLR0917 - the frame header, field by field
+        self,
+        opcode: int,
+        fin: bool,
+        rsv: int,
+        length: int,
+        payload: bytes,
+        key: bytes | None,
+        offset: int,
+        sink: FrameSink,
+    ) -> None:
+        """Hand on the first `payload` bytes of a data frame of `length` whose mask (if any)
+        stands at `offset` at their start; keep its state for the bytes to come."""
+        if key is not None and payload:
+            payload = apply_mask(payload, rotate(key, offset))
+        self._opcode = opcode
+        self._fin = fin
+        self._rsv = rsv
+        self._length = length
+        self._key = key
+        self._offset = offset + len(payload)
+        self._remaining = length - len(payload)
+        sink.frame(opcode, fin, rsv, length, payload, True, False)
