@@ -272,3 +272,46 @@ class TestExtensionSlot:
     def test_no_extensions_on_drafts_without_reserved_bits(self) -> None:
         client = ClientConnection(DIALECTS["6"], "/", "h", extensions=[ClientXorFactory()])
         assert b"Sec-WebSocket-Extensions" not in client.data_to_send()
+
+
+class TestLimits:
+    def test_empty_fragments_are_bounded(self) -> None:
+        server = open_connection(DIALECTS["13"], Role.SERVER, Options(max_fragments=100))
+        events = server.receive_data(raw_frame(0x02, b"") + raw_frame(0x00, b"") * 99)
+        assert events == [] and server.receiving_fragmented
+        events = server.receive_data(raw_frame(0x00, b""))
+        assert isinstance(events[-1], ConnectionFailed) and events[-1].code == 1009
+
+    def test_empty_fragments_cost_no_memory(self) -> None:
+        server = open_connection(DIALECTS["13"], Role.SERVER, Options(max_fragments=None))
+        server.receive_data(raw_frame(0x02, b"") + raw_frame(0x00, b"") * 10000)
+        assert server._assembler is not None and server._assembler._parts == []
+
+    @pytest.mark.parametrize("name", ["hybi-02", "6"])
+    def test_interim_control_frames_are_bounded(self, name: str) -> None:
+        from hybi.sansio.framing.interim import build_interim_frame
+
+        connection = open_connection(DIALECTS[name], Role.CLIENT)
+        events = connection.receive_data(build_interim_frame(0x2, bytes(126), more_bit=name == "hybi-02"))
+        assert isinstance(events[-1], ConnectionFailed) and events[-1].code == 1002
+        # the announced 2**62-byte ping of the hardening report, from its header alone
+        connection = open_connection(DIALECTS["hybi-02"], Role.CLIENT)
+        events = connection.receive_data(bytes.fromhex("027f4000000000000000"))
+        assert isinstance(events[-1], ConnectionFailed) and events[-1].code == 1002
+
+    @pytest.mark.parametrize("name", ["hixie-76", "hixie-75"])
+    def test_hixie_message_over_the_limit_fails_even_when_its_end_is_in_the_same_read(self, name: str) -> None:
+        connection = open_connection(DIALECTS[name], Role.SERVER, Options(max_size=1000))
+        events = connection.receive_data(b"\x00" + b"a" * 990)
+        assert events == []
+        events = connection.receive_data(b"a" * 20 + b"\xff")
+        assert isinstance(events[-1], ConnectionFailed) and events[-1].code == 1009
+
+    def test_idle_timeout(self) -> None:
+        connection = open_connection(DIALECTS["hixie-76"], Role.SERVER, Options(idle_timeout=30), now=0.0)
+        assert connection.next_deadline() == 30.0
+        connection.receive_data(b"\x00hi\xff", now=20.0)
+        connection.handle_timer(30.0)
+        assert connection.state is State.OPEN and connection.next_deadline() == 50.0
+        connection.handle_timer(50.0)
+        assert connection.state is State.CLOSING and connection.data_to_send() == b"\xff\x00"

@@ -312,3 +312,13 @@ def test_resolve_versions() -> None:
 def test_request_origin_prefers_origin() -> None:
     request = Request("GET", "/", Headers([("Sec-WebSocket-Origin", "a"), ("Origin", "b")]))
     assert request.origin == "b"
+
+
+def test_superscript_digits_are_not_versions_or_lengths() -> None:
+    """'²' and '¹' pass str.isdigit() but not int(): they are skipped, never an error."""
+    assert parse_version_list(Headers([("Sec-WebSocket-Version", "\xb2, 8")])) == [8]
+    client = ClientHandshake(DIALECTS["13"], "/", "h")
+    refusal = "HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: \xb2\r\nContent-Length: \xb9\r\n\r\n"
+    with pytest.raises(InvalidStatus) as caught:
+        client.receive_data(refusal.encode("latin-1"))
+    assert caught.value.server_versions == ()

@@ -122,3 +122,21 @@ def test_malformed_status_lines(line: bytes) -> None:
 def test_status_line_without_reason() -> None:
     parsed = parse_response_head(b"HTTP/1.1 101\r\n\r\n")
     assert parsed is not None and parsed[0].status == 101 and parsed[0].reason == ""
+
+
+# -- bytes that are not ASCII where digits or versions belong (found by fuzzing) --------------
+
+
+@pytest.mark.parametrize(("head", "status"), [(b"GET / HTTP/1.\xff\r\n\r\n", 400), (b"GET / HTTP/2.0\r\n\r\n", 505)])
+def test_request_version_must_be_ascii(head: bytes, status: int) -> None:
+    with pytest.raises(InvalidHTTP) as caught:
+        parse_request_head(head)
+    assert caught.value.status == status
+
+
+@pytest.mark.parametrize(
+    "line", [b"HTTP/1.\xff 101 Switching Protocols", b"HTTP/1.1 1\xb20 OK", b"HTTP/1.1 \xb9\xb9\xb9 X"]
+)
+def test_status_line_must_be_ascii(line: bytes) -> None:
+    with pytest.raises(InvalidHTTP, match="malformed status line"):
+        parse_response_head(line + b"\r\n\r\n")

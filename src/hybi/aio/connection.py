@@ -17,6 +17,7 @@ import asyncio
 import collections
 import logging
 import os
+import socket
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any, cast
@@ -140,6 +141,11 @@ class Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         self.remote_address = transport.get_extra_info("peername")
         self.local_address = transport.get_extra_info("sockname")
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # A peer that vanished without a word (and the hixie drafts have no ping) is found
+            # by TCP keepalive, so that no connection is held forever.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         self._flush()
 
     def data_received(self, data: bytes) -> None:

@@ -44,6 +44,8 @@ class MessageAssembler:
 
     __slots__ = (
         "_decoder",
+        "_fragments",
+        "_max_fragments",
         "_max_size",
         "_message_opcode",
         "_message_size",
@@ -58,12 +60,15 @@ class MessageAssembler:
         self,
         *,
         max_size: int | None,
+        max_fragments: int | None = None,
         on_ping: Callable[[bytes], None],
         on_pong: Callable[[bytes], None],
         on_close: Callable[[bytes], None],
     ) -> None:
         self.events: list[Event] = []
         self._max_size = max_size
+        self._max_fragments = max_fragments
+        self._fragments = 0
         self._on_ping = on_ping
         self._on_pong = on_pong
         self._on_close = on_close
@@ -87,6 +92,9 @@ class MessageAssembler:
             if opcode == OP_CONTINUATION:
                 if not self._message_opcode:
                     raise ProtocolError("continuation frame with no message to continue (section 5.4)")
+                self._fragments += 1
+                if self._max_fragments is not None and self._fragments > self._max_fragments:
+                    raise MessageTooBig(f"message in more than {self._max_fragments} frames")
             elif self._message_opcode:
                 raise ProtocolError("new data frame inside a fragmented message (section 5.4)")
             elif fin and last:
@@ -103,6 +111,7 @@ class MessageAssembler:
             else:
                 self._message_opcode = opcode
                 self._message_size = 0
+                self._fragments = 1
                 self._decoder = _Utf8Decoder() if opcode == OP_TEXT else None
             if length >= 0:
                 self._check_size(self._message_size + length)

@@ -62,6 +62,7 @@ from hybi.sansio.hixie_challenge import HixieChallenge
 from hybi.sansio.http import DEFAULT_LIMITS, Headers, HTTPLimits, Request, Response
 
 __all__ = [
+    "DEFAULT_MAX_FRAGMENTS",
     "DEFAULT_MAX_SIZE",
     "ClientConnection",
     "CloseInfo",
@@ -73,6 +74,9 @@ __all__ = [
 
 DEFAULT_MAX_SIZE = 1 << 20
 """The default limit on a message, in bytes (1 MiB)."""
+DEFAULT_MAX_FRAGMENTS = 1 << 16
+"""The default limit on the frames of one message: 65,536 (a 4 MiB message in 64-byte frames,
+the most any test suite sends)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -83,14 +87,19 @@ class Options:
     is held (1009 past it). `open_timeout` bounds the opening handshake, `close_timeout`
     the wait for the peer's close frame and then for the transport to close.
     `ping_interval` and `ping_timeout`: keepalive pings, and how long a pong may take
-    before the connection is closed with 1011.
+    before the connection is closed with 1011. `idle_timeout`: close (1001) a connection
+    that received nothing for this long (for the hixie drafts, which have no ping).
+    `max_fragments` bounds the frames of one message (1009 past it), so that a peer
+    cannot keep one endless message going with empty frames.
     """
 
     max_size: int | None = DEFAULT_MAX_SIZE
+    max_fragments: int | None = DEFAULT_MAX_FRAGMENTS
     open_timeout: float | None = 10.0
     close_timeout: float | None = 10.0
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0
+    idle_timeout: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +179,7 @@ class Connection:
         self._answer_pending = False
         self._deadlines: dict[str, float] = {}
         self._keepalive_payload: bytes | None = None
+        self._last_received = now
         self._keepalive_sent_at = 0.0
         if options.open_timeout is not None:
             self._deadlines["open"] = now + options.open_timeout
@@ -203,6 +213,7 @@ class Connection:
         self._codec = dialect.new_codec(self.role, max_size=self.options.max_size)
         self._assembler = MessageAssembler(
             max_size=self.options.max_size,
+            max_fragments=self.options.max_fragments,
             on_ping=self._ping_received,
             on_pong=self._pong_received,
             on_close=self._close_received,
@@ -215,6 +226,9 @@ class Connection:
         self._deadlines.pop("open", None)
         if self.options.ping_interval is not None and self._codec is not None and self._codec.pings:
             self._deadlines["ping"] = self._now + self.options.ping_interval
+        if self.options.idle_timeout is not None:
+            self._deadlines["idle"] = self._now + self.options.idle_timeout
+        self._last_received = self._now
         events.append(Opened())
 
     def _handshake_failed(self, error: HandshakeError, events: list[Event], response: Response | None = None) -> None:
@@ -234,6 +248,7 @@ class Connection:
         """Take bytes from the peer; return what they meant, in order."""
         if now is not None:
             self._now = now
+        self._last_received = self._now
         if self._done_reading:
             return []  # sections 7.1.1 and 5.5.1: nothing is read after a close frame
         if self.state is State.CONNECTING and self._codec is None:
@@ -348,9 +363,8 @@ class Connection:
             self.close_sent = (echo_code, "")
         self.state = next_state(self.state, Happening.CLOSE_RECEIVED)
         self._done_reading = True
-        self._deadlines.pop("close", None)
-        self._deadlines.pop("ping", None)
-        self._deadlines.pop("pong", None)
+        for timer in ("close", "ping", "pong", "idle"):
+            self._deadlines.pop(timer, None)
         self._assembler.events.append(CloseReceived(code, reason))
         self._after_close()
 
@@ -468,8 +482,8 @@ class Connection:
             return
         assert rules is not None
         self._local_first = True
-        self._deadlines.pop("ping", None)
-        self._deadlines.pop("pong", None)
+        for timer in ("ping", "pong", "idle"):
+            self._deadlines.pop(timer, None)
         if not rules.close_frame:
             # hixie-75: closing TCP is the whole closing handshake.
             self.close_sent = (None, "")
@@ -543,6 +557,7 @@ class Connection:
             "close": self._expired_close,
             "transport": self._expired_transport,
             "abort": self._expired_abort,
+            "idle": self._expired_idle,
         }
         for name, when in sorted(self._deadlines.items(), key=lambda item: item[1]):
             if when <= now and self._deadlines.get(name) == when:
@@ -571,6 +586,18 @@ class Connection:
         """No pong within ping_timeout: close with 1011, where the dialect has codes."""
         self._detail = f"no pong within {self.options.ping_timeout} s of a keepalive ping"
         self.close(1011, "keepalive ping timeout")
+
+    def _expired_idle(self, events: list[Event]) -> None:
+        """Nothing received for idle_timeout: close with 1001 (or plainly, without codes)."""
+        assert self.options.idle_timeout is not None
+        quiet_until = self._last_received + self.options.idle_timeout
+        if self.state is not State.OPEN:
+            return
+        if quiet_until > self._now:
+            self._deadlines["idle"] = quiet_until
+            return
+        self._detail = f"nothing received for {self.options.idle_timeout} s"
+        self.close(1001, "idle timeout")
 
     def _expired_close(self, events: list[Event]) -> None:
         """Section 7.1.1: the peer did not answer the close frame in time; drop TCP."""

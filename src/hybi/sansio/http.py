@@ -151,6 +151,15 @@ def text_response(status: int, text: str, headers: Headers | None = None) -> Res
     return Response(status, REASON_PHRASES.get(status, "Error"), headers, body)
 
 
+def _http_version(raw: bytes) -> str:
+    """`HTTP/1.0` or `HTTP/1.1` as text; InvalidHTTP (505 for another major version) else."""
+    if len(raw) == 8 and raw[:5] == b"HTTP/" and raw[5:6].isdigit() and raw[6:7] == b"." and raw[7:8].isdigit():
+        if raw[5:6] != b"1":
+            raise InvalidHTTP(f"unsupported HTTP version {raw.decode('ascii')!r}", status=505)
+        return raw.decode("ascii")
+    raise InvalidHTTP(f"malformed HTTP version {raw[:20]!r}")
+
+
 def _find_head_end(buffer: bytes | bytearray, limits: HTTPLimits, searched: int) -> int:
     """Index just past the blank line ending the head, or -1 if more bytes are needed.
 
@@ -205,15 +214,14 @@ def parse_request_head(
     parts = request_line.split(b" ")
     if len(parts) != 3 or not all(parts):
         raise InvalidHTTP(f"malformed request line {request_line[:80]!r}")
-    method, target, version = parts
-    if not version.startswith(b"HTTP/1."):
-        raise InvalidHTTP(f"unsupported HTTP version {version[:20]!r}", status=505)
+    method, target, raw_version = parts
+    version = _http_version(raw_version)
     if not all(c in _TOKEN_CHARS for c in method):
         raise InvalidHTTP(f"malformed method {method[:20]!r}")
     if any(c < 0x21 or c > 0x7E for c in target):
         raise InvalidHTTP("request target contains characters outside visible ASCII")
     headers = _parse_fields(lines[1:], limits)
-    return Request(method.decode("ascii"), target.decode("ascii"), headers, version.decode("ascii")), end
+    return Request(method.decode("ascii"), target.decode("ascii"), headers, version), end
 
 
 def parse_response_head(
@@ -224,10 +232,14 @@ def parse_response_head(
     if end < 0:
         return None
     lines = bytes(buffer[: end - 4]).split(b"\r\n")
-    version, _, rest = lines[0].partition(b" ")
+    raw_version, _, rest = lines[0].partition(b" ")
     code, _, reason = rest.partition(b" ")
-    if not version.startswith(b"HTTP/1.") or len(code) != 3 or not code.isdigit():
+    try:
+        version = _http_version(raw_version)
+    except InvalidHTTP:
+        version = ""
+    if not version or len(code) != 3 or not code.isdigit():
         raise InvalidHTTP(f"malformed status line {lines[0][:80]!r}")
     headers = _parse_fields(lines[1:], limits)
-    response = Response(int(code), reason.decode("latin-1"), headers, http_version=version.decode("ascii"))
+    response = Response(int(code), reason.decode("latin-1"), headers, http_version=version)
     return response, end

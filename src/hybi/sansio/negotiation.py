@@ -95,7 +95,7 @@ def parse_version_list(headers: Headers) -> list[int]:
     """
     versions: list[int] = []
     for token in headers.tokens("Sec-WebSocket-Version"):
-        if token.isdigit() and len(token) <= 3:
+        if token.isascii() and token.isdigit() and len(token) <= 3:  # not '²', which isdigit() takes
             number = int(token)
             if number not in versions:
                 versions.append(number)
