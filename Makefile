@@ -7,7 +7,7 @@ HOST     ?= 127.0.0.1
 PORT     ?= 8765
 VERSIONS ?= 13,8,7
 
-.PHONY: serve test lint typecheck pytest peers bench clean
+.PHONY: serve test lint typecheck pytest peers bench clean fuzz
 
 $(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,3 +42,16 @@ test: lint typecheck pytest
 
 clean:
 	rm -rf $(VENV) interop/node/node_modules interop/java/build .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# make fuzz   - coverage-guided fuzzing (atheris), FUZZ_RUNS inputs for every dialect, role and handshake;
+#               crashes land in .fuzz/ as crash-* files: copy them into tests/fuzz/corpus/ to keep them
+FUZZ_RUNS ?= 1000000
+fuzz: $(VENV)/.test
+	$(BIN)/python -m pip install --quiet 'atheris>=2.3'
+	mkdir -p .fuzz
+	for target in $$(cd tests && ../$(BIN)/python -c 'from fuzz.harness import TARGETS; print(" ".join(TARGETS))'); do \
+	    work=.fuzz/$$(echo $$target | tr / -); mkdir -p $$work; \
+	    echo "fuzz: $$target, $(FUZZ_RUNS) inputs"; \
+	    HYBI_FUZZ_TARGET=$$target $(BIN)/python tests/fuzz/run_atheris.py -runs=$(FUZZ_RUNS) -max_len=4096 \
+	        -artifact_prefix=.fuzz/ -print_final_stats=1 $$work tests/fuzz/corpus 2>&1 | grep -E '^(Done|==|stat::number_of_executed_units)' || exit 1; \
+	done

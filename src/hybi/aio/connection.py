@@ -14,7 +14,6 @@ loop, so many small sends made in one turn share one write.
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import os
 import socket
@@ -63,7 +62,9 @@ class Connection(asyncio.Protocol):
         self.remote_address: Any = None
         self.local_address: Any = None
         self.max_queue = max_queue
-        self._messages: collections.deque[Data] = collections.deque()
+        # A list, not a deque: it holds at most max_queue messages, and an idle connection's
+        # empty list costs 56 bytes where a deque costs over 600.
+        self._messages: list[Data] = []
         self._recv_waiter: asyncio.Future[None] | None = None
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self._reading_paused = False
@@ -290,7 +291,7 @@ class Connection(asyncio.Protocol):
                 await self._recv_waiter
             finally:
                 self._recv_waiter = None
-        message = self._messages.popleft()
+        message = self._messages.pop(0)
         if self._reading_paused and len(self._messages) < self.max_queue // 2 and self.transport is not None:
             self._reading_paused = False
             if not self._writing_paused:

@@ -145,7 +145,40 @@ class Connection:
     Made directly (`open_connection`), it is OPEN at once, for a handshake done elsewhere.
     """
 
-    role: Role
+    __slots__ = (
+        "_answer_pending",
+        "_assembler",
+        "_challenge",
+        "_challenge_buffer",
+        "_close_rules",
+        "_codec",
+        "_deadlines",
+        "_detail",
+        "_done_reading",
+        "_failure_close",
+        "_keepalive_payload",
+        "_keepalive_sent_at",
+        "_last_received",
+        "_local_first",
+        "_now",
+        "_out",
+        "_sending_fragmented",
+        "_sink",
+        "close_received",
+        "close_sent",
+        "dialect",
+        "extensions",
+        "failure",
+        "handshake_error",
+        "latency",
+        "options",
+        "request",
+        "response",
+        "role",
+        "state",
+        "subprotocol",
+        "transport_action",
+    )
 
     def __init__(self, role: Role, options: Options = Options(), *, now: float = 0.0) -> None:
         self.role = role
@@ -161,8 +194,7 @@ class Connection:
         self.close_received: tuple[int, str] | None = None
         self.failure: ConnectionFailed | None = None
         self.transport_action = TransportAction.KEEP
-        self.latency: float | None = None
-        """The round trip of the last keepalive ping, in seconds."""
+        self.latency: float | None = None  # the round trip of the last keepalive ping, in seconds
         self._now = now
         self._out: list[bytes] = []
         self._detail = ""
@@ -662,7 +694,7 @@ class ServerConnection(Connection):
     subprotocol, extensions, then the 101), or `reject(response)` to answer otherwise.
     """
 
-    role = Role.SERVER
+    __slots__ = ("_deciding", "handshake", "internal_error")
 
     def __init__(
         self,
@@ -690,8 +722,7 @@ class ServerConnection(Connection):
             secure=secure,
         )
         self._deciding = False
-        self.internal_error: Exception | None = None
-        """An exception a user hook raised during `accept()` (answered with 500)."""
+        self.internal_error: Exception | None = None  # what a user hook raised in accept() (500)
 
     def _receive_handshake(self, data: bytes) -> list[Event]:
         events: list[Event] = []
@@ -766,7 +797,7 @@ class ClientConnection(Connection):
     `handshake_error` (InvalidStatus lists the server's versions: see `ClientNegotiation`).
     """
 
-    role = Role.CLIENT
+    __slots__ = ("handshake",)
 
     def __init__(
         self,
