@@ -34,13 +34,7 @@ class ServerConnection(Connection):
         select = options.select_subprotocol
         protocol = ServerProtocol(
             server.dialects,
-            Options(
-                max_size=options.max_size,
-                open_timeout=options.open_timeout,
-                close_timeout=options.close_timeout,
-                ping_interval=options.ping_interval,
-                ping_timeout=options.ping_timeout,
-            ),
+            server.protocol_options,
             subprotocols=options.subprotocols,
             select_subprotocol=None if select is None else (lambda request, offered: select(self, offered)),
             origins=options.origins,
@@ -64,29 +58,42 @@ class ServerConnection(Connection):
         self.server.connections.discard(self)
 
     def _request_received(self, request: Request) -> None:
-        """Run process_request (it may be a coroutine), then let the core finish."""
-        assert self.transport is not None
-        self.transport.pause_reading()
-        self.server.start(self._decide(request))
-
-    async def _decide(self, request: Request) -> None:
-        protocol = self.server_protocol
+        """Run process_request, awaiting it if it is a coroutine, then let the core finish."""
         hook = self.server.options.process_request
+        if hook is None:
+            self._answer(None)
+            return
         try:
-            answer = hook(self, request) if hook is not None else None
-            if inspect.isawaitable(answer):
-                answer = await answer
+            answer = hook(self, request)
         except Exception:
             logger.exception("process_request failed")
             answer = text_response(500, "internal server error\n")
+        if inspect.isawaitable(answer):
+            assert self.transport is not None
+            self.transport.pause_reading()
+            self.server.start(self._await_answer(answer))
+        else:
+            self._answer(answer)
+
+    async def _await_answer(self, pending: Awaitable[Response | None]) -> None:
+        try:
+            answer = await pending
+        except Exception:
+            logger.exception("process_request failed")
+            answer = text_response(500, "internal server error\n")
+        self._answer(answer)
+        if self.transport is not None and not self.transport.is_closing() and not self._reading_paused:
+            self.transport.resume_reading()
+
+    def _answer(self, answer: Response | None) -> None:
+        """`process_request`'s answer, or None: the core's pipeline decides."""
+        protocol = self.server_protocol
         if protocol.state is not State.CONNECTING:
             return  # the opening handshake timed out meanwhile
         events = protocol.reject(answer) if answer is not None else protocol.accept(now=self.loop.time())
         if protocol.internal_error is not None:
             logger.error("opening handshake failed", exc_info=protocol.internal_error)
         self._process(events)
-        if self.transport is not None and not self.transport.is_closing() and not self._reading_paused:
-            self.transport.resume_reading()
 
     def _opened(self) -> None:
         super()._opened()
@@ -135,6 +142,13 @@ class Server:
         self.handler = handler
         self.dialects = resolve_versions(versions)
         self.options = options
+        self.protocol_options = Options(
+            max_size=options.max_size,
+            open_timeout=options.open_timeout,
+            close_timeout=options.close_timeout,
+            ping_interval=options.ping_interval,
+            ping_timeout=options.ping_timeout,
+        )
         self.connections: set[ServerConnection] = set()
         """The open connections (a handshake under way is not one yet)."""
         self.handshaking: set[ServerConnection] = set()
