@@ -71,6 +71,15 @@ def test_connect_without_a_common_version_fails_clearly() -> None:
     assert "no WebSocket version in common: client offers 7; server accepts 13, 8" in result.stderr
 
 
+def test_connect_to_a_silent_server_says_it_timed_out() -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        result = hybi_run("connect", f"ws://127.0.0.1:{silent.getsockname()[1]}/", "--open-timeout", "0.3")
+    assert result.returncode == 1
+    assert "handshake failed: no answer within 0.3 s" in result.stderr
+
+
 def test_connect_to_nothing_fails_clearly() -> None:
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))

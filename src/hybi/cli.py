@@ -142,9 +142,13 @@ async def _connect(args: argparse.Namespace) -> int:
             subprotocols=args.subprotocol or (),
             origin=args.origin,
             ping_interval=None,
+            open_timeout=args.open_timeout,
         )
-    except (HandshakeError, OSError, TimeoutError, ValueError) as error:
-        _say(f"handshake failed: {error or type(error).__name__}")
+    except TimeoutError:
+        _say(f"handshake failed: no answer within {args.open_timeout:g} s (--open-timeout)")
+        return 1
+    except (HandshakeError, OSError, ValueError) as error:
+        _say(f"handshake failed: {str(error) or type(error).__name__}")
         return 1
     _say(_describe_handshake(connection))
     lines = await _stdin_lines()
@@ -263,6 +267,9 @@ def _parser() -> argparse.ArgumentParser:
     connect_cmd.add_argument("--origin", help="send this origin")
     connect_cmd.add_argument(
         "--linger", type=float, default=0.5, help="seconds to wait for replies after input ends (default 0.5)"
+    )
+    connect_cmd.add_argument(
+        "--open-timeout", type=float, default=10.0, help="seconds the opening handshake may take (default 10)"
     )
 
     probe_cmd = commands.add_parser("probe", help="report which versions a server accepts")
