@@ -304,6 +304,28 @@ def test_bad_frames_from_a_raw_client(frame: bytes, code: int) -> None:
     run(main())
 
 
+@pytest.mark.parametrize("use_uvloop", [False, True])
+def test_echo_of_a_message_before_a_bad_frame_goes_out_before_the_close(use_uvloop: bool) -> None:
+    """Autobahn 3.2, 4.1.3, 5.15: a message and a bad frame in one read; the handler's echo
+    still reaches the client, then the close frame with 1002."""
+
+    async def main() -> None:
+        async with hybi.serve(echo, "127.0.0.1", 0) as server:
+            reader, writer = await raw_client(server.port)
+            writer.write(raw_frame(0x81, b"Hello") + raw_frame(0xA1, b"bad") + raw_frame(0x89, b""))
+            reply = await asyncio.wait_for(reader.read(), 10)
+            assert reply[:7] == b"\x81\x05Hello"
+            assert reply[7:8] == b"\x88" and int.from_bytes(reply[9:11], "big") == 1002
+            writer.close()
+
+    if use_uvloop:
+        uvloop = pytest.importorskip("uvloop")
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(asyncio.wait_for(main(), 30))
+    else:
+        run(main())
+
+
 def test_half_handshake_times_out() -> None:
     async def main() -> None:
         async with hybi.serve(echo, "127.0.0.1", 0, open_timeout=0.2) as server:
@@ -628,7 +650,10 @@ def test_reading_pauses_when_the_queue_is_full() -> None:
 
 def test_large_sends_wait_for_the_peer() -> None:
     async def main() -> None:
-        async with echo_server(max_size=None) as url, hybi.connect(url, max_size=None) as ws:
+        async with (
+            echo_server(max_size=None, compression=None) as url,
+            hybi.connect(url, max_size=None, compression=None) as ws,  # zeros would deflate to nothing
+        ):
             pauses: list[bool] = []
             original = ws.pause_writing
             ws.pause_writing = lambda: (pauses.append(True), original())[1]  # type: ignore[method-assign]

@@ -210,7 +210,10 @@ class XorExtension:
             return rsv & ~0x40, -1, bytes(b ^ 0x5A for b in payload)
         return rsv, length, payload
 
-    def encode(self, opcode: int, payload: bytes, fin: bool, rsv: int) -> tuple[bytes, int]:
+    def set_max_size(self, max_size: int | None) -> None:
+        pass
+
+    def encode(self, opcode: int, payload: bytes, fin: bool, rsv: int, compress: bool) -> tuple[bytes, int]:
         if opcode & 0x08:
             return payload, rsv
         if opcode in (OP_TEXT, OP_BINARY):

@@ -25,6 +25,7 @@ __all__ = [
     "InvalidHTTP",
     "InvalidHandshake",
     "InvalidState",
+    "InvalidPayload",
     "InvalidStatus",
     "InvalidUTF8",
     "LegacyAnswer",
@@ -149,7 +150,7 @@ class InvalidState(HybiError):
 
 class ProtocolError(HybiError):
     """The peer broke the protocol. The connection fails with the close code its class
-    stands for: 1002 here, 1007 for InvalidUTF8, 1009 for MessageTooBig (RFC 6455 section
+    stands for: 1002 here, 1007 for InvalidPayload (InvalidUTF8), 1009 for MessageTooBig (RFC 6455 section
     7.4.1); `sansio.connection` maps each class to its code in one place."""
 
     def __init__(self, reason: str) -> None:
@@ -157,7 +158,11 @@ class ProtocolError(HybiError):
         self.reason = reason
 
 
-class InvalidUTF8(ProtocolError):
+class InvalidPayload(ProtocolError):
+    """A message's data does not fit its type (1007): invalid UTF-8, broken DEFLATE data."""
+
+
+class InvalidUTF8(InvalidPayload):
     """A text message or close reason is not valid UTF-8 (1007, RFC 6455 section 8.1)."""
 
 

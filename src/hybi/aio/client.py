@@ -18,6 +18,7 @@ from hybi.aio.connection import Connection
 from hybi.exceptions import HandshakeAttempt, HandshakeError
 from hybi.sansio.connection import DEFAULT_MAX_SIZE, Options
 from hybi.sansio.connection import ClientConnection as ClientProtocol
+from hybi.sansio.deflate import CompressionSetting, client_factories
 from hybi.sansio.dialects import DEFAULT_VERSIONS, Dialect, VersionSpec, resolve_versions
 from hybi.sansio.http import DEFAULT_LIMITS, HTTPLimits
 from hybi.sansio.negotiation import ClientNegotiation
@@ -56,6 +57,7 @@ class connect:  # noqa: N801 - used like a function, as in `async with connect(.
         port: int | None = None,
         open_timeout: float | None = 10.0,
         max_size: int | None = DEFAULT_MAX_SIZE,
+        compression: CompressionSetting = "balanced",
         max_queue: int = 32,
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
@@ -73,6 +75,7 @@ class connect:  # noqa: N801 - used like a function, as in `async with connect(.
         self.open_timeout = open_timeout
         self.limits = limits
         self.max_queue = max_queue
+        self.extension_factories = client_factories(compression)
         self.options = Options(
             max_size=max_size,
             open_timeout=open_timeout,
@@ -92,6 +95,7 @@ class connect:  # noqa: N801 - used like a function, as in `async with connect(.
             origin=self.origin,
             subprotocols=self.subprotocols,
             extra_headers=self.extra_headers,
+            extensions=self.extension_factories,
             limits=self.limits,
             secure=self.uri.secure,
             now=loop.time(),

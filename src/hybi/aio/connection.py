@@ -225,16 +225,17 @@ class Connection(asyncio.Protocol):
                 self._request_received(event.request)  # type: ignore[union-attr]
             elif kind is HandshakeFailed and not self.opened.done():
                 self._handshake_failed(None)
-        if failed:
-            # Let the handler answer what came before the error: the close frame follows.
-            self._schedule_flush()
-        else:
-            self._flush()
         if messages:
             self._wake_reader()
             if len(messages) >= self.max_queue and not self._reading_paused and self.transport is not None:
                 self._reading_paused = True
                 self.transport.pause_reading()
+        if failed:
+            # Let the handler answer what came before the error: its task was woken above, so
+            # it runs before this flush, and the close frame goes out after its answers.
+            self._schedule_flush()
+        else:
+            self._flush()
         self._arm_timer()
 
     def _opened(self) -> None:
@@ -326,30 +327,32 @@ class Connection(asyncio.Protocol):
             raise InvalidState(f"the connection is {protocol.state.value}")
         raise info.exception()
 
-    async def send(self, message: Data | Iterable[Data] | AsyncIterable[Data]) -> None:
+    async def send(self, message: Data | Iterable[Data] | AsyncIterable[Data], *, compress: bool = True) -> None:
         """Send a text (`str`) or binary (bytes-like) message.
 
         An iterable or async iterable of str or bytes is sent as one fragmented message,
         one frame per item (RFC 6455 section 5.4); every item must be of the same kind.
-        Another send waits until a fragmented message is all out.
+        Another send waits until a fragmented message is all out. `compress=False` sends
+        this message uncompressed where compression was agreed (a secret next to data an
+        attacker chooses, RFC 7692 section 8).
         """
         while self._fragmented_send is not None:
             await asyncio.shield(self._fragmented_send)
         protocol = self._ensure_can_send()
         if isinstance(message, str):
-            protocol.send_text(message)
+            protocol.send_text(message, compress=compress)
         elif isinstance(message, (bytes, bytearray, memoryview)):
-            protocol.send_binary(message)
+            protocol.send_binary(message, compress=compress)
         elif isinstance(message, dict):
             raise TypeError("cannot send a dict: use str or bytes (json.dumps it first)")
         elif isinstance(message, AsyncIterable | Iterable):
-            await self._send_fragmented(cast("Iterable[Data] | AsyncIterable[Data]", message))
+            await self._send_fragmented(cast("Iterable[Data] | AsyncIterable[Data]", message), compress)
             return
         else:
             raise TypeError(f"cannot send {type(message).__name__}: use str or bytes")
         await self._after_send(len(message))
 
-    async def _send_fragmented(self, message: Iterable[Data] | AsyncIterable[Data]) -> None:
+    async def _send_fragmented(self, message: Iterable[Data] | AsyncIterable[Data], compress: bool) -> None:
         fragments = message.__aiter__() if isinstance(message, AsyncIterable) else _as_async(message)
         self._fragmented_send = self.loop.create_future()
         started = False
@@ -360,11 +363,11 @@ class Connection(asyncio.Protocol):
                 raise ValueError("cannot send an empty fragmented message") from None
             text = isinstance(previous, str)
             async for fragment in fragments:
-                self._send_fragment(previous, text, not started, fin=False)
+                self._send_fragment(previous, text, not started, fin=False, compress=compress)
                 started = True
                 await self._after_send(len(previous))
                 previous = fragment
-            self._send_fragment(previous, text, not started, fin=True)
+            self._send_fragment(previous, text, not started, fin=True, compress=compress)
             await self._after_send(len(previous))
         except BaseException:
             if started and self.protocol.can_send:
@@ -376,16 +379,16 @@ class Connection(asyncio.Protocol):
             done, self._fragmented_send = self._fragmented_send, None
             done.set_result(None)
 
-    def _send_fragment(self, fragment: Data, text: bool, first: bool, *, fin: bool) -> None:
+    def _send_fragment(self, fragment: Data, text: bool, first: bool, *, fin: bool, compress: bool) -> None:
         if isinstance(fragment, str) != text:
             raise TypeError("a fragmented message mixes str and bytes")
         protocol = self._ensure_can_send()
         if not first:
             protocol.send_continuation(fragment, fin=fin)
         elif isinstance(fragment, str):
-            protocol.send_text(fragment, fin=fin)
+            protocol.send_text(fragment, fin=fin, compress=compress)
         else:
-            protocol.send_binary(fragment, fin=fin)
+            protocol.send_binary(fragment, fin=fin, compress=compress)
 
     async def _after_send(self, size: int) -> None:
         """Flush now if a lot is queued, else at the end of this turn; wait while paused."""

@@ -14,6 +14,7 @@ from hybi.aio.connection import Connection, logger
 from hybi.exceptions import ConnectionClosed
 from hybi.sansio.connection import DEFAULT_MAX_SIZE, Options
 from hybi.sansio.connection import ServerConnection as ServerProtocol
+from hybi.sansio.deflate import CompressionSetting, server_factories
 from hybi.sansio.dialects import DEFAULT_VERSIONS, VersionSpec, resolve_versions
 from hybi.sansio.events import State
 from hybi.sansio.handshake import OriginRule
@@ -38,6 +39,7 @@ class ServerConnection(Connection):
             subprotocols=options.subprotocols,
             select_subprotocol=None if select is None else (lambda request, offered: select(self, offered)),
             origins=options.origins,
+            extensions=server.extension_factories,
             extra_headers=options.extra_headers,
             limits=options.limits,
             secure=server.secure,
@@ -125,6 +127,7 @@ class ServerOptions:
     origins: Sequence[OriginRule] | None = None
     extra_headers: Sequence[tuple[str, str]] = ()
     max_size: int | None = DEFAULT_MAX_SIZE
+    compression: CompressionSetting = "balanced"
     max_queue: int = 32
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0
@@ -142,6 +145,7 @@ class Server:
         self.handler = handler
         self.dialects = resolve_versions(versions)
         self.options = options
+        self.extension_factories = server_factories(options.compression)
         self.protocol_options = Options(
             max_size=options.max_size,
             open_timeout=options.open_timeout,

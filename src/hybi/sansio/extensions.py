@@ -46,8 +46,13 @@ class Extension(Protocol):
         ProtocolError (or a subclass) for bad input."""
         ...
 
-    def encode(self, opcode: int, payload: bytes, fin: bool, rsv: int) -> tuple[bytes, int]:
-        """A frame to send: return its payload and rsv."""
+    def encode(self, opcode: int, payload: bytes, fin: bool, rsv: int, compress: bool) -> tuple[bytes, int]:
+        """A frame to send: return its payload and rsv. `compress` is False for a message
+        the application asked to send as it is (its first frame decides)."""
+        ...
+
+    def set_max_size(self, max_size: int | None) -> None:
+        """The connection's limit on a message, for an extension that makes payloads larger."""
         ...
 
 

@@ -319,6 +319,7 @@ class ClientHandshake:
             raise InvalidHandshake(f"invalid Sec-WebSocket-Extensions: {error}") from None
         agreed: list[Extension] = []
         available = list(self.extension_factories)
+        claimed = 0
         for name, parameters in chosen:
             factory = next((f for f in available if f.name == name), None)
             if factory is None:
@@ -327,5 +328,9 @@ class ClientHandshake:
                     "the client did not offer"
                 )
             available.remove(factory)
-            agreed.append(factory.accept(parameters))
+            extension = factory.accept(parameters)
+            if extension.rsv_bits & claimed:
+                raise InvalidHandshake(f"server chose extensions that claim the same reserved bits ({name})")
+            claimed |= extension.rsv_bits
+            agreed.append(extension)
         return tuple(agreed)
