@@ -38,8 +38,8 @@ def classpath() -> str:
 
 @contextmanager
 def netty_server() -> Iterator[str]:
-    with peer_process(["java", "-cp", classpath(), "NettyPeer", "server"]) as (ready, _):
-        yield f"ws://127.0.0.1:{ready['port']}/chat"
+    with peer_process(["java", "-cp", classpath(), "NettyPeer", "server"]) as peer:
+        yield f"ws://127.0.0.1:{peer.ready['port']}/chat"
 
 
 @pytest.mark.parametrize("version", ["13", "8", "7", "hixie-76", "hixie-75"])

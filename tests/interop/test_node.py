@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from tests.interop.peers import SIZES, bytes_of, node_server, run_node_client, server_events, text_of
+from tests.interop.peers import SIZES, bytes_of, node_server, run_node_client, text_of
 
 import hybi
 from conftest import run
@@ -39,9 +39,9 @@ def test_hybi_client_to_node_server(library: str, version: int) -> None:
                 await ws.recv()
             assert (caught.value.code, caught.value.reason) == (4001, "server-bye")
 
-    with node_server(library) as (url, process):
+    with node_server(library) as (url, peer):
         run(main(url))
-    closes = server_events(process)
+    closes = peer.events
     assert closes[0] == {
         "event": "close",
         "code": 4000,
