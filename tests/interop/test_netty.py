@@ -107,7 +107,7 @@ def test_netty_client_to_hybi_server(netty_version: str, expected: int | str) ->
             result = await asyncio.to_thread(
                 subprocess.run, args, capture_output=True, text=True, timeout=60, check=False
             )
-            await asyncio.sleep(0.1)
+        # Leaving `serve` waits for every handler to return, so `seen` is complete here.
         lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
         assert lines, result.stderr
         return lines[-1], seen
