@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,21 +33,13 @@ TEXT_ONLY = {"hixie-75", "hixie-76"}
 SIZES = (0, 1, 125, 126, 127, 65535, 65536, 300_000)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def em_websocket_server() -> Iterator[tuple[str, PeerServer]]:
     require(shutil.which("ruby") is not None, "ruby")
     loaded = subprocess.run(["ruby", "-rem-websocket", "-e1"], capture_output=True, check=False)
     require(loaded.returncode == 0, "em-websocket")
-    port = free_port()
-    with peer_process(["ruby", str(INTEROP / "ruby" / "em_server.rb"), str(port)]) as peer:
-        assert peer.ready == {"port": port}
-        yield f"ws://127.0.0.1:{port}/chat", peer
+    with peer_process(["ruby", str(INTEROP / "ruby" / "em_server.rb")]) as peer:
+        yield f"ws://127.0.0.1:{peer.ready['port']}/chat", peer
 
 
 async def exchange(url: str, version: str, *, binary: bool) -> hybi.ClientConnection:
