@@ -3,7 +3,8 @@
 //
 //   java NettyPeer server                  echo server on a free port: prints {"port": N};
 //                                           the text "close:CODE:REASON" closes with CODE;
-//                                           ends when standard input ends
+//                                           when standard input ends it stops listening, and
+//                                           it exits once every connection has ended
 //   java NettyPeer client URL V00|V07|V08|V13
 //                                           sends text (and, but for V00, binary) messages
 //                                           across the length boundaries, checks each echo,
@@ -16,6 +17,8 @@ import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.SimpleChannelInboundHandler;
+import io.netty.channel.group.ChannelGroup;
+import io.netty.channel.group.DefaultChannelGroup;
 import io.netty.channel.nio.NioEventLoopGroup;
 import io.netty.channel.socket.SocketChannel;
 import io.netty.channel.socket.nio.NioServerSocketChannel;
@@ -37,6 +40,7 @@ import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 
 public final class NettyPeer {
     static final int LIMIT = 64 * 1024 * 1024;
@@ -78,10 +82,16 @@ public final class NettyPeer {
 
     static void server() throws Exception {
         NioEventLoopGroup group = new NioEventLoopGroup(1);
+        // The open connections (a channel leaves the group when it closes). The listener and
+        // its connections share the group's one thread, which registers an accepted channel
+        // (and so runs initChannel) before it reads the next event: once the listener is
+        // closed, every connection it accepted is in here.
+        ChannelGroup connections = new DefaultChannelGroup(group.next());
         ServerBootstrap bootstrap = new ServerBootstrap().group(group).channel(NioServerSocketChannel.class)
             .childHandler(new ChannelInitializer<SocketChannel>() {
                 @Override
                 protected void initChannel(SocketChannel channel) {
+                    connections.add(channel);
                     channel.pipeline().addLast(
                         new HttpServerCodec(),
                         new HttpObjectAggregator(65536),
@@ -95,8 +105,12 @@ public final class NettyPeer {
         while (System.in.read() >= 0) {
             // run until standard input ends
         }
+        // The input may end before this side has seen the end of a connection that the test
+        // has already closed, so rather than shut down with them open (after shutdownGracefully's
+        // two quiet seconds, a fixed wait), stop listening and wait for them to end.
         listener.close().sync();
-        group.shutdownGracefully().sync();
+        connections.newCloseFuture().sync();
+        group.shutdownGracefully(0, 5, TimeUnit.SECONDS).sync();
     }
 
     static final class Echo extends SimpleChannelInboundHandler<WebSocketFrame> {
@@ -158,7 +172,7 @@ public final class NettyPeer {
                 .connect(uri.getHost(), uri.getPort()).sync().channel();
             channel.closeFuture().sync();
         } finally {
-            group.shutdownGracefully().sync();
+            group.shutdownGracefully(0, 5, TimeUnit.SECONDS).sync(); // its one channel is closed
         }
         out(handler.report());
         return handler.error == null ? 0 : 2;

@@ -58,7 +58,14 @@ while (1) {
     }
     $reader->append($buffer);
     while (defined(my $body = $reader->next)) {
-        last if $reader->is_close;
+        if ($reader->is_close) {
+            # The server's close: answer it (hixie-76's 0xFF 0x00, or an empty close frame),
+            # unless this side closed first, and read on until the server ends the
+            # connection. Without the answer the server waits out its close timeout.
+            print {$socket} frame(type => "close")->to_bytes unless $closing;
+            $closing = 1;
+            last;
+        }
         $body = Encode::encode_utf8($body) if utf8::is_utf8($body);    # text arrives decoded
         push @mismatches, $index unless $body eq $messages[$index];
         $index++;

@@ -1,17 +1,37 @@
 # An echo server built on Ruby's em-websocket (Debian ruby-em-websocket), the packaged
 # server for hixie-75, hixie-76, Sec-WebSocket-Draft 1-3 and versions 5, 6, 7, 8 and 13.
-# Prints {"port": N} when listening and one JSON line per closed connection; the text
-# "close:CODE:REASON" makes it close that connection. Ends when its input ends.
+# Listens on a free port and prints {"port": N}, then one JSON line per closed connection;
+# the text "close:CODE:REASON" makes it close that connection. When its input ends it stops
+# listening, and it exits once every connection has ended and been reported.
 #
-#   ruby em_server.rb PORT
+#   ruby em_server.rb
 require "em-websocket"
 require "json"
+require "socket"
 
-$stdout.sync = true
-port = Integer(ARGV.fetch(0))
+$stdout.sync = true # each line is written to the pipe at once, none waits in a buffer
+
+open_connections = 0
+input_ended = false
+# The input may end before the reactor has seen the end of a connection that the test has
+# already closed (they come on different descriptors, in no set order): stopping then would
+# tear that connection down, unreported or reported wrongly.
+stop_when_done = -> { EM.stop if input_ended && open_connections.zero? }
+
+# Counts each connection from its accept to its unbind, which comes after its onclose (and
+# also ends connections whose handshake never finished, which have no onclose).
+counted_connection = Class.new(EM::WebSocket::Connection) do
+  define_method(:unbind) do
+    super()
+  ensure
+    open_connections -= 1
+    stop_when_done.call
+  end
+end
 
 EM.run do
-  EM::WebSocket.run(host: "127.0.0.1", port: port, max_frame_size: 64 << 20) do |socket|
+  server = EM.start_server("127.0.0.1", 0, counted_connection, max_frame_size: 64 << 20) do |socket|
+    open_connections += 1
     version = nil
     socket.onopen { |handshake| version = handshake.protocol_version }
     socket.onmessage do |message|
@@ -29,9 +49,16 @@ EM.run do
     end
     socket.onerror { |error| puts JSON.generate(event: "error", error: error.to_s) }
   end
+  port, = Socket.unpack_sockaddr_in(EM.get_sockname(server))
   puts JSON.generate(port: port)
   Thread.new do
     $stdin.read
-    EM.stop
+    # EM.schedule hands the block to the reactor's thread: EM.stop and EM.stop_server
+    # are not for other threads to call.
+    EM.schedule do
+      input_ended = true
+      EM.stop_server(server)
+      stop_when_done.call
+    end
   end
 end

@@ -38,8 +38,8 @@ def classpath() -> str:
 
 @contextmanager
 def netty_server() -> Iterator[str]:
-    with peer_process(["java", "-cp", classpath(), "NettyPeer", "server"]) as (ready, _):
-        yield f"ws://127.0.0.1:{ready['port']}/chat"
+    with peer_process(["java", "-cp", classpath(), "NettyPeer", "server"]) as peer:
+        yield f"ws://127.0.0.1:{peer.ready['port']}/chat"
 
 
 @pytest.mark.parametrize("version", ["13", "8", "7", "hixie-76", "hixie-75"])
@@ -107,7 +107,7 @@ def test_netty_client_to_hybi_server(netty_version: str, expected: int | str) ->
             result = await asyncio.to_thread(
                 subprocess.run, args, capture_output=True, text=True, timeout=60, check=False
             )
-            await asyncio.sleep(0.1)
+        # Leaving `serve` waits for every handler to return, so `seen` is complete here.
         lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
         assert lines, result.stderr
         return lines[-1], seen
