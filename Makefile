@@ -1,5 +1,6 @@
 # make serve  - run the echo server with its browser page (HOST, PORT, VERSIONS may be set)
 # make test   - lint, type-check and run every test, interop peers included
+# make autobahn - run Autobahn|Testsuite against hybi's server and client, print a summary of each
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -7,7 +8,7 @@ HOST     ?= 127.0.0.1
 PORT     ?= 8765
 VERSIONS ?= 13,8,7
 
-.PHONY: serve test lint typecheck pytest peers bench clean fuzz
+.PHONY: serve test lint typecheck pytest peers autobahn bench clean fuzz
 
 $(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,18 +20,25 @@ $(VENV)/.test: $(VENV)/.runtime pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-interop/node/node_modules/.installed: interop/node/package.json interop/java/NettyPeer.java scripts/install-peers.sh
+interop/node/node_modules/.installed: interop/node/package.json interop/java/NettyPeer.java scripts/install-peers.sh scripts/install-autobahn.sh
 	bash scripts/install-peers.sh
 	touch $@
 
 serve: $(VENV)/.runtime
 	$(BIN)/hybi serve --host $(HOST) --port $(PORT) --versions $(VERSIONS)
 
+# Autobahn|Testsuite lives outside the repository: its script (a quick no-op once done) runs
+# every time, so that an emptied cache is filled again.
 peers: interop/node/node_modules/.installed
+	bash scripts/install-autobahn.sh
+
+autobahn: $(VENV)/.test
+	bash scripts/install-autobahn.sh
+	$(BIN)/python interop/autobahn/run.py both
 
 lint: $(VENV)/.test
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests interop
+	$(BIN)/ruff format --check src tests interop
 
 typecheck: $(VENV)/.test
 	$(BIN)/mypy
@@ -41,7 +49,7 @@ pytest: $(VENV)/.test peers
 test: lint typecheck pytest
 
 clean:
-	rm -rf $(VENV) interop/node/node_modules interop/java/build .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) interop/node/node_modules interop/java/build interop/autobahn/reports .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
 # make fuzz   - coverage-guided fuzzing (atheris), FUZZ_RUNS inputs for every dialect, role and handshake;
 #               crashes land in .fuzz/ as crash-* files: copy them into tests/fuzz/corpus/ to keep them

@@ -6,6 +6,7 @@
 # draft from hixie-75 to version 13), Ruby's websocket gem (a client of most of them) and
 # Netty (server and client of 00, 07, 08 and 13), compiled here with the JDK.
 # The Python peer (the websockets package) comes with `pip install -e '.[test]'`.
+# Autobahn|Testsuite comes from scripts/install-autobahn.sh, called at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,3 +47,6 @@ mkdir -p interop/java/build
 javac -nowarn -cp "$netty_classpath" -d interop/java/build interop/java/NettyPeer.java
 echo "interop/java/build:$netty_classpath" > interop/java/build/classpath
 echo "install-peers: Netty $(dpkg-query -W -f='${Version}' libnetty-java 2>/dev/null || echo '?'), $(javac -version 2>&1)"
+
+# Autobahn|Testsuite (wstest), in a cache folder outside the repository.
+bash scripts/install-autobahn.sh
