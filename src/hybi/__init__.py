@@ -28,13 +28,17 @@ from hybi.exceptions import (
     UnsupportedFeature,
 )
 from hybi.sansio import ALL_VERSIONS, DEFAULT_VERSIONS, Headers, Request, Response
+from hybi.sansio.deflate import PRESETS as COMPRESSION_PRESETS
+from hybi.sansio.deflate import Compression
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ALL_VERSIONS",
+    "COMPRESSION_PRESETS",
     "DEFAULT_VERSIONS",
     "ClientConnection",
+    "Compression",
     "Connection",
     "ConnectionClosed",
     "ConnectionClosedError",

@@ -17,6 +17,7 @@ from hybi.aio.client import ClientConnection, connect
 from hybi.aio.server import ServerConnection, serve
 from hybi.exceptions import ConnectionClosed, HandshakeError, InvalidStatus
 from hybi.sansio.connection import DEFAULT_MAX_SIZE
+from hybi.sansio.deflate import PRESETS, CompressionSetting
 from hybi.sansio.dialects import ALL_VERSIONS, DEFAULT_VERSIONS, resolve_versions
 from hybi.sansio.http import Headers, Request, Response
 
@@ -39,6 +40,20 @@ def _size(text: str) -> int | None:
     if value < 0:
         raise argparse.ArgumentTypeError("a size cannot be negative")
     return value or None
+
+
+COMPRESSION_HELP = "permessage-deflate (and deflate-frame): on (the balanced preset), off, or " + ", ".join(PRESETS)
+
+
+def _compression(text: str) -> CompressionSetting:
+    """--compression: on, off, or a preset's name."""
+    if text in ("on", "yes", "true"):
+        return True
+    if text in ("off", "no", "false"):
+        return None
+    if text not in PRESETS:
+        raise argparse.ArgumentTypeError(f"{text!r}: use on, off or one of {', '.join(PRESETS)}")
+    return text  # type: ignore[return-value]
 
 
 def _say(message: str) -> None:
@@ -80,7 +95,13 @@ async def _serve(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     async with serve(
-        _echo, args.host, args.port, versions=args.versions, process_request=_serve_page, max_size=args.max_size
+        _echo,
+        args.host,
+        args.port,
+        versions=args.versions,
+        process_request=_serve_page,
+        max_size=args.max_size,
+        compression=args.compression,
     ) as server:
         host = args.host if ":" not in args.host else f"[{args.host}]"
         url = f"ws://{host}:{server.port}/"
@@ -143,6 +164,7 @@ async def _connect(args: argparse.Namespace) -> int:
             origin=args.origin,
             ping_interval=None,
             open_timeout=args.open_timeout,
+            compression=args.compression,
         )
     except TimeoutError:
         _say(f"handshake failed: no answer within {args.open_timeout:g} s (--open-timeout)")
@@ -259,6 +281,12 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_SIZE,
         help="largest message accepted, in bytes (default 1 MiB; 0 for no limit); larger ones close with 1009",
     )
+    serve_cmd.add_argument(
+        "--compression",
+        type=_compression,
+        default=True,
+        help=COMPRESSION_HELP,
+    )
 
     connect_cmd = commands.add_parser("connect", help="send standard input line by line, print what comes back")
     connect_cmd.add_argument("url")
@@ -270,6 +298,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     connect_cmd.add_argument(
         "--open-timeout", type=float, default=10.0, help="seconds the opening handshake may take (default 10)"
+    )
+    connect_cmd.add_argument(
+        "--compression",
+        type=_compression,
+        default=True,
+        help=COMPRESSION_HELP,
     )
 
     probe_cmd = commands.add_parser("probe", help="report which versions a server accepts")

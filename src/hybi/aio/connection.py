@@ -34,6 +34,7 @@ from hybi.sansio.events import (
     State,
     TransportAction,
 )
+from hybi.sansio.extensions import Extension
 from hybi.sansio.http import Headers, Request, Response
 
 __all__ = ["Connection", "Data"]
@@ -96,6 +97,11 @@ class Connection(asyncio.Protocol):
     @property
     def subprotocol(self) -> str | None:
         return self.protocol.subprotocol
+
+    @property
+    def extensions(self) -> tuple[Extension, ...]:
+        """The extensions agreed (permessage-deflate's has `.name` "permessage-deflate")."""
+        return self.protocol.extensions
 
     @property
     def request(self) -> Request | None:
