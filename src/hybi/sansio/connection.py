@@ -403,8 +403,14 @@ class Connection:
         self._after_close()
 
     def _after_close(self) -> None:
-        """Section 7.1.1: the server closes TCP first; a client waits for it a while."""
-        if self.role is Role.SERVER or self.failure is not None:
+        """Section 7.1.1: the server closes TCP first; a client waits for it a while (where
+        the dialect has that rule)."""
+        rules = self._close_rules
+        if (
+            self.role is Role.SERVER
+            or self.failure is not None
+            or (rules is not None and not rules.server_closes_first)
+        ):
             self._set_transport(TransportAction.CLOSE)
         elif self.options.close_timeout is not None:
             self._deadlines["transport"] = self._now + self.options.close_timeout

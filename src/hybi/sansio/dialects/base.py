@@ -46,12 +46,16 @@ class CloseRules:
     status (the body of a received one is then echoed as it came, as hybi-03 asks);
     `close_frame`: False where closing TCP is the whole close (hixie-75);
     `close_on_failure`: whether failing the connection sends a close frame first
-    (RFC 6455 section 7.1.7), where the hixie drafts just close TCP.
+    (RFC 6455 section 7.1.7), where the hixie drafts just close TCP;
+    `server_closes_first`: whether a client waits, after the closing handshake, for the
+    server to close TCP (RFC 6455 section 7.1.1; hybi-05 on). In hixie-76 the side that
+    answers a close frame closes TCP, and nothing is left to wait for once both went by.
     """
 
     status: CloseCodeRule | None
     close_frame: bool = True
     close_on_failure: bool = True
+    server_closes_first: bool = True
 
 
 def requested_version(request: Request) -> str | None:

@@ -40,7 +40,7 @@ class Hixie76(Dialect):
     origin_header = "Sec-WebSocket-Origin"
     location_header = "Sec-WebSocket-Location"
     protocol_header = "Sec-WebSocket-Protocol"
-    close_rules = CloseRules(None, close_on_failure=False)
+    close_rules = CloseRules(None, close_on_failure=False, server_closes_first=False)
     description = "hixie-76 / hybi-00 requests (Sec-WebSocket-Key1 and Key2)"
 
     @property
