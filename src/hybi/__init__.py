@@ -9,7 +9,8 @@ async with hybi.serve(echo, "127.0.0.1", 8765, versions=(13, 8, 7)):
 ```
 """
 
-from hybi.aio import ClientConnection, Connection, Data, Server, ServerConnection, connect, serve
+from hybi._version import __version__
+from hybi.aio import ClientConnection, Connection, Data, Server, ServerConnection, broadcast, connect, serve
 from hybi.exceptions import (
     ConnectionClosed,
     ConnectionClosedError,
@@ -30,8 +31,6 @@ from hybi.exceptions import (
 from hybi.sansio import ALL_VERSIONS, DEFAULT_VERSIONS, Headers, Request, Response
 from hybi.sansio.deflate import PRESETS as COMPRESSION_PRESETS
 from hybi.sansio.deflate import Compression
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ALL_VERSIONS",
@@ -62,6 +61,7 @@ __all__ = [
     "ServerConnection",
     "UnsupportedFeature",
     "__version__",
+    "broadcast",
     "connect",
     "serve",
 ]

@@ -9,26 +9,34 @@ more than once; with no version in common, NoCommonVersion names both lists.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl as ssl_module
-from collections.abc import Generator, Sequence
+from collections.abc import AsyncIterator, Generator, Sequence
 from types import TracebackType
 from typing import Any
 
+from hybi._version import __version__
 from hybi.aio.connection import Connection
-from hybi.exceptions import HandshakeAttempt, HandshakeError
-from hybi.sansio.connection import DEFAULT_MAX_SIZE, Options
+from hybi.exceptions import HandshakeAttempt, HandshakeError, InvalidHandshake
+from hybi.sansio.connection import DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_SIZE, Options
 from hybi.sansio.connection import ClientConnection as ClientProtocol
 from hybi.sansio.deflate import CompressionSetting, client_factories
 from hybi.sansio.dialects import DEFAULT_VERSIONS, Dialect, VersionSpec, resolve_versions
-from hybi.sansio.http import DEFAULT_LIMITS, HTTPLimits
+from hybi.sansio.http import DEFAULT_LIMITS, HeadersLike, HTTPLimits, as_headers
 from hybi.sansio.negotiation import ClientNegotiation
+from hybi.sansio.reconnect import Backoff, retryable
 from hybi.sansio.uri import WebSocketURI, parse_uri
 
-__all__ = ["ClientConnection", "connect"]
+__all__ = ["USER_AGENT", "ClientConnection", "connect"]
+
+USER_AGENT = f"hybi/{__version__} (Python WebSocket client)"
+logger = logging.getLogger("hybi.client")
 
 
 class ClientConnection(Connection):
     """A client's connection; `handshake_attempts` records every handshake it took."""
+
+    logger_name = "hybi.client"
 
     def __init__(self, protocol: ClientProtocol, *, max_queue: int = 32) -> None:
         super().__init__(protocol, max_queue=max_queue)
@@ -36,12 +44,19 @@ class ClientConnection(Connection):
 
 
 class connect:  # noqa: N801 - used like a function, as in `async with connect(...)`
-    """Open a client connection: `ws = await connect(uri)` or `async with connect(uri) as ws`.
+    """Open a client connection: `ws = await connect(uri)`, `async with connect(uri) as ws`,
+    or, reconnecting whenever the connection is lost, `async for ws in connect(uri)`.
 
     `versions` lists the versions the client speaks, most preferred first; it opens with
     the first and follows section 4.4 once if the server refuses it. `origin` is sent as
-    `Origin` (version 13) or `Sec-WebSocket-Origin` (versions 7 and 8). `open_timeout`
-    bounds the whole opening, retry included.
+    `Origin` (version 13) or `Sec-WebSocket-Origin` (versions 7 and 8).
+    `additional_headers` (a dict, (name, value) pairs or Headers; `extra_headers` is the
+    same) go into the request, and `user_agent_header` as `User-Agent` (None: none).
+    `open_timeout` bounds the whole opening, retry included. `ssl` takes an SSLContext
+    (wss:// URIs get a default one) and `server_hostname` the name to check the
+    certificate against. With `async for`, a failed attempt is retried after `backoff`
+    delays (RFC 6455 section 7.2.3) when `hybi.sansio.reconnect.retryable` says it may
+    succeed; other failures raise.
     """
 
     def __init__(
@@ -51,37 +66,51 @@ class connect:  # noqa: N801 - used like a function, as in `async with connect(.
         versions: VersionSpec = DEFAULT_VERSIONS,
         subprotocols: Sequence[str] = (),
         origin: str | None = None,
-        extra_headers: Sequence[tuple[str, str]] = (),
+        additional_headers: HeadersLike | None = None,
+        extra_headers: HeadersLike | None = None,
+        user_agent_header: str | None = USER_AGENT,
+        compression: CompressionSetting = "balanced",
         ssl: ssl_module.SSLContext | None = None,
+        server_hostname: str | None = None,
         host: str | None = None,
         port: int | None = None,
         open_timeout: float | None = 10.0,
-        max_size: int | None = DEFAULT_MAX_SIZE,
-        compression: CompressionSetting = "balanced",
-        max_queue: int = 32,
+        close_timeout: float = 10.0,
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
-        close_timeout: float = 10.0,
+        idle_timeout: float | None = None,
+        max_size: int | None = DEFAULT_MAX_SIZE,
+        max_fragments: int | None = DEFAULT_MAX_FRAGMENTS,
+        max_queue: int = 32,
         limits: HTTPLimits = DEFAULT_LIMITS,
+        backoff: Backoff | None = None,
     ) -> None:
         self.uri: WebSocketURI = parse_uri(uri)
         self.dialects = resolve_versions(versions)
         self.subprotocols = tuple(subprotocols)
         self.origin = origin
-        self.extra_headers = tuple(extra_headers)
+        if additional_headers is not None and extra_headers is not None:
+            raise TypeError("give additional_headers or extra_headers (the same option), not both")
+        self.additional_headers = as_headers(additional_headers if additional_headers is not None else extra_headers)
+        if user_agent_header is not None and "User-Agent" not in self.additional_headers:
+            self.additional_headers.add("User-Agent", user_agent_header)
         self.ssl = ssl if ssl is not None else (ssl_module.create_default_context() if self.uri.secure else None)
+        self.server_hostname = server_hostname
         self.host = host if host is not None else self.uri.host
         self.port = port if port is not None else self.uri.port
         self.open_timeout = open_timeout
         self.limits = limits
         self.max_queue = max_queue
+        self.backoff = backoff or Backoff()
         self.extension_factories = client_factories(compression)
         self.options = Options(
             max_size=max_size,
+            max_fragments=max_fragments,
             open_timeout=open_timeout,
             close_timeout=close_timeout,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
+            idle_timeout=idle_timeout,
         )
         self.connection: ClientConnection | None = None
 
@@ -94,19 +123,27 @@ class connect:  # noqa: N801 - used like a function, as in `async with connect(.
             self.options,
             origin=self.origin,
             subprotocols=self.subprotocols,
-            extra_headers=self.extra_headers,
+            extra_headers=self.additional_headers,
             extensions=self.extension_factories,
             limits=self.limits,
             secure=self.uri.secure,
             now=loop.time(),
         )
-        _, connection = await loop.create_connection(
-            lambda: ClientConnection(protocol, max_queue=self.max_queue),
-            self.host,
-            self.port,
-            ssl=self.ssl,
-            server_hostname=self.uri.host if self.ssl is not None else None,
-        )
+        try:
+            _, connection = await loop.create_connection(
+                lambda: ClientConnection(protocol, max_queue=self.max_queue),
+                self.host,
+                self.port,
+                ssl=self.ssl,
+                server_hostname=(self.server_hostname or self.uri.host) if self.ssl is not None else None,
+            )
+        except (ssl_module.SSLError, ConnectionResetError) as error:
+            if self.ssl is None:
+                raise
+            raise InvalidHandshake(
+                f"TLS handshake with {self.host}:{self.port} failed ({getattr(error, 'reason', None) or error!r}): "
+                "is it a wss:// server? A plain ws:// server answers TLS with garbage"
+            ) from error
         try:
             await connection.opened
         except BaseException:
@@ -128,6 +165,28 @@ class connect:  # noqa: N801 - used like a function, as in `async with connect(.
                 continue
             connection.handshake_attempts = negotiation.succeeded()
             return connection
+
+    async def __aiter__(self) -> AsyncIterator[ClientConnection]:
+        """A connection, then a new one each time the previous one ends: reconnection.
+
+        A failed attempt is retried after the next `backoff` delay if `retryable(error)`,
+        and raised otherwise; the delays start over after each successful opening.
+        """
+        while True:
+            try:
+                connection = await self._open()
+            except Exception as error:
+                if not retryable(error):
+                    raise
+                delay = self.backoff.next_delay()
+                logger.info("connecting to %s failed (%s); retrying in %.1f s", self.uri, error, delay)
+                await asyncio.sleep(delay)
+                continue
+            self.backoff.reset()
+            try:
+                yield connection
+            finally:
+                await connection.close()
 
     async def _open(self) -> ClientConnection:
         if self.open_timeout is None:

@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import time
+import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any, cast
 
@@ -40,7 +41,27 @@ from hybi.sansio.http import Headers, Request, Response
 __all__ = ["Connection", "Data"]
 
 Data = str | bytes
-logger = logging.getLogger("hybi")
+_PREVIEW = 60
+"""Characters of a payload shown in DEBUG records; the rest is elided."""
+
+
+class ConnectionLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Puts the connection's id in front of every record, and in `record.connection_id`."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        assert self.extra is not None
+        kwargs.setdefault("extra", {}).update(self.extra)
+        return f"[{self.extra['connection_id']}] {msg}", kwargs
+
+
+def preview(message: Data) -> str:
+    """A message as a DEBUG record shows it: its kind, size and start."""
+    if isinstance(message, str):
+        shown = repr(message[:_PREVIEW])
+        return f"text [{len(message)}] {shown}{'…' if len(message) > _PREVIEW else ''}"
+    half = _PREVIEW // 2
+    return f"binary [{len(message)}] {message[:half].hex()}{'…' if len(message) > half else ''}"
+
 
 _FLUSH_AFTER_SENDS = 64
 _FLUSH_AFTER_BYTES = 1 << 16
@@ -56,9 +77,15 @@ class Connection(asyncio.Protocol):
     `request` and `response` describe what the handshake agreed.
     """
 
+    logger_name = "hybi"
+
     def __init__(self, protocol: Protocol, *, max_queue: int = 32) -> None:
         self.loop = asyncio.get_running_loop()
         self.protocol = protocol
+        self.id = uuid.uuid4()
+        """A unique id, which every log record of this connection carries."""
+        self.logger = ConnectionLogger(logging.getLogger(self.logger_name), {"connection_id": str(self.id)[:8]})
+        self._debug = self.logger.isEnabledFor(logging.DEBUG)
         self.transport: asyncio.Transport | None = None
         self.remote_address: Any = None
         self.local_address: Any = None
@@ -128,6 +155,15 @@ class Connection(asyncio.Protocol):
         return self.protocol.state
 
     @property
+    def writing_paused(self) -> bool:
+        """Whether the transport's write buffer is above its high-water mark."""
+        return self._writing_paused
+
+    def flush(self) -> None:
+        """Write what is queued now rather than at the end of the loop's turn."""
+        self._flush()
+
+    @property
     def latency(self) -> float | None:
         """The round trip of the last keepalive ping, in seconds."""
         return self.protocol.latency
@@ -180,6 +216,8 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._process(self.protocol.connection_lost(now=self.loop.time()))
+        if self._debug:
+            self.logger.debug("connection lost: %s", self.protocol.close_info() or self.protocol.handshake_error)
         if self._close_exc is None:
             info = self.protocol.close_info()
             if info is not None:
@@ -203,8 +241,10 @@ class Connection(asyncio.Protocol):
             self.connection_lost_waiter.set_result(None)
 
     def _handshake_failed(self, exc: Exception | None) -> None:
-        """The opening handshake ended without a connection; the core says why."""
+        """The opening handshake ended without a connection; the core says why (INFO: a
+        peer that breaks the handshake, a port scanner, is no error of this side's)."""
         error = self.protocol.handshake_error
+        self.logger.info("opening handshake failed: %s", error or exc or "connection closed")
         failure = error or InvalidHandshake(
             f"connection closed during the opening handshake{f': {exc}' if exc else ''}"
         )
@@ -217,6 +257,8 @@ class Connection(asyncio.Protocol):
         """Act on the core's events, write what it queued, follow its instructions."""
         messages = self._messages
         failed = False
+        if self._debug:
+            self._log_events(events)
         for event in events:
             kind = type(event)
             if kind is str or kind is bytes:
@@ -243,6 +285,20 @@ class Connection(asyncio.Protocol):
         else:
             self._flush()
         self._arm_timer()
+
+    def _log_events(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, str | bytes):
+                self.logger.debug("< %s", preview(event))
+            elif isinstance(event, Opened):
+                request, response = self.protocol.request, self.protocol.response
+                if request is not None:
+                    self.logger.debug("request: %s", request.serialize().decode("latin-1").strip())
+                if response is not None:
+                    self.logger.debug("response: %s", response.serialize().decode("latin-1").strip())
+                self.logger.debug("open, version %s", self.version)
+            else:
+                self.logger.debug("< %s", event)
 
     def _opened(self) -> None:
         if not self.opened.done():
@@ -345,6 +401,8 @@ class Connection(asyncio.Protocol):
         while self._fragmented_send is not None:
             await asyncio.shield(self._fragmented_send)
         protocol = self._ensure_can_send()
+        if self._debug and isinstance(message, str | bytes):
+            self.logger.debug("> %s", preview(message))
         if isinstance(message, str):
             protocol.send_text(message, compress=compress)
         elif isinstance(message, (bytes, bytearray, memoryview)):

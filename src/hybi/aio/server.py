@@ -10,25 +10,31 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from hybi.aio.connection import Connection, logger
+from hybi._version import __version__
+from hybi.aio.connection import Connection
 from hybi.exceptions import ConnectionClosed
-from hybi.sansio.connection import DEFAULT_MAX_SIZE, Options
+from hybi.sansio.connection import DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_SIZE, Options
 from hybi.sansio.connection import ServerConnection as ServerProtocol
 from hybi.sansio.deflate import CompressionSetting, server_factories
 from hybi.sansio.dialects import DEFAULT_VERSIONS, VersionSpec, resolve_versions
 from hybi.sansio.events import State
 from hybi.sansio.handshake import OriginRule
-from hybi.sansio.http import DEFAULT_LIMITS, HTTPLimits, Request, Response, text_response
+from hybi.sansio.http import DEFAULT_LIMITS, HeadersLike, HTTPLimits, Request, Response, as_headers, text_response
 
 __all__ = ["Handler", "ProcessRequest", "Server", "ServerConnection", "serve"]
 
 Handler = Callable[["ServerConnection"], Awaitable[None]]
 ProcessRequest = Callable[["ServerConnection", Request], "Response | Awaitable[Response | None] | None"]
 SelectSubprotocol = Callable[["ServerConnection", Sequence[str]], "str | None"]
+ProcessResponseHook = Callable[["ServerConnection", Request, Response], "Response | None"]
+
+SERVER_HEADER = f"hybi/{__version__}"
 
 
 class ServerConnection(Connection):
     """A connection accepted by a Server; passed to the handler once open."""
+
+    logger_name = "hybi.server"
 
     def __init__(self, server: Server) -> None:
         options = server.options
@@ -40,9 +46,10 @@ class ServerConnection(Connection):
             select_subprotocol=None if select is None else (lambda request, offered: select(self, offered)),
             origins=options.origins,
             extensions=server.extension_factories,
-            extra_headers=options.extra_headers,
+            extra_headers=server.response_headers.items(),
             limits=options.limits,
             secure=server.secure,
+            require_subprotocol=options.require_subprotocol,
             now=asyncio.get_running_loop().time(),
         )
         super().__init__(protocol, max_queue=options.max_queue)
@@ -68,7 +75,7 @@ class ServerConnection(Connection):
         try:
             answer = hook(self, request)
         except Exception:
-            logger.exception("process_request failed")
+            self.logger.exception("process_request failed")
             answer = text_response(500, "internal server error\n")
         if inspect.isawaitable(answer):
             assert self.transport is not None
@@ -81,7 +88,7 @@ class ServerConnection(Connection):
         try:
             answer = await pending
         except Exception:
-            logger.exception("process_request failed")
+            self.logger.exception("process_request failed")
             answer = text_response(500, "internal server error\n")
         self._answer(answer)
         if self.transport is not None and not self.transport.is_closing() and not self._reading_paused:
@@ -92,9 +99,16 @@ class ServerConnection(Connection):
         protocol = self.server_protocol
         if protocol.state is not State.CONNECTING:
             return  # the opening handshake timed out meanwhile
-        events = protocol.reject(answer) if answer is not None else protocol.accept(now=self.loop.time())
+        if answer is not None:
+            events = protocol.reject(answer)
+        else:
+            hook = self.server.options.process_response
+            events = protocol.accept(
+                process_response=None if hook is None else (lambda request, response: hook(self, request, response)),
+                now=self.loop.time(),
+            )
         if protocol.internal_error is not None:
-            logger.error("opening handshake failed", exc_info=protocol.internal_error)
+            self.logger.error("opening handshake failed", exc_info=protocol.internal_error)
         self._process(events)
 
     def _opened(self) -> None:
@@ -110,7 +124,7 @@ class ServerConnection(Connection):
         except ConnectionClosed:
             pass  # the peer closed or dropped the connection while the handler used it
         except Exception:
-            logger.exception("connection handler failed")
+            self.logger.exception("connection handler failed")
             self.close_anyhow(1011, "internal error")
             await self.wait_closed()
         else:
@@ -122,15 +136,20 @@ class ServerOptions:
     """Settings shared by every connection of a server (see `serve` for their meaning)."""
 
     subprotocols: Sequence[str] = ()
-    process_request: ProcessRequest | None = None
+    require_subprotocol: bool = False
     select_subprotocol: SelectSubprotocol | None = None
+    process_request: ProcessRequest | None = None
+    process_response: ProcessResponseHook | None = None
     origins: Sequence[OriginRule] | None = None
-    extra_headers: Sequence[tuple[str, str]] = ()
-    max_size: int | None = DEFAULT_MAX_SIZE
+    extra_headers: HeadersLike | None = None
+    server_header: str | None = SERVER_HEADER
     compression: CompressionSetting = "balanced"
+    max_size: int | None = DEFAULT_MAX_SIZE
+    max_fragments: int | None = DEFAULT_MAX_FRAGMENTS
     max_queue: int = 32
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0
+    idle_timeout: float | None = None
     close_timeout: float = 10.0
     open_timeout: float = 10.0
     limits: HTTPLimits = DEFAULT_LIMITS
@@ -146,12 +165,17 @@ class Server:
         self.dialects = resolve_versions(versions)
         self.options = options
         self.extension_factories = server_factories(options.compression)
+        self.response_headers = as_headers(options.extra_headers)
+        if options.server_header is not None and "Server" not in self.response_headers:
+            self.response_headers.add("Server", options.server_header)
         self.protocol_options = Options(
             max_size=options.max_size,
+            max_fragments=options.max_fragments,
             open_timeout=options.open_timeout,
             close_timeout=options.close_timeout,
             ping_interval=options.ping_interval,
             ping_timeout=options.ping_timeout,
+            idle_timeout=options.idle_timeout,
         )
         self.connections: set[ServerConnection] = set()
         """The open connections (a handshake under way is not one yet)."""
@@ -210,10 +234,24 @@ class serve:  # noqa: N801 - used like a function, as in `async with serve(...)`
     `handler(connection)` runs for each accepted connection; the connection closes with
     1000 when it returns and with 1011 when it raises. `versions` are the protocol
     versions accepted, most preferred first; a request for any other version gets a 426
-    answer listing them (RFC 6455 section 4.4). `process_request(connection, request)`
-    may return a Response to answer instead of the handshake (authentication, plain HTTP
-    pages); `origins` restricts the Origin header; `subprotocols` lists those spoken, most
-    preferred first.
+    answer listing them (RFC 6455 section 4.4).
+
+    - `process_request(connection, request)` (plain or coroutine) may return a Response to
+      answer instead of the handshake (authentication, plain HTTP pages);
+      `process_response(connection, request, response)` may change the 101, or return
+      another response to send instead.
+    - `origins` restricts the Origin header (strings, or compiled patterns matched whole;
+      None in the list admits requests without Origin; others get 403).
+    - `subprotocols` lists those spoken, most preferred first (`select_subprotocol`
+      chooses instead); `require_subprotocol` refuses with 400 a client that offers none.
+    - `additional_headers` (`extra_headers` is the same) go into every 101, and
+      `server_header` as `Server` (None: none).
+    - `compression`: a preset's name, a `hybi.Compression`, or None; `max_size` bounds a
+      message (1009 past it), `max_fragments` its frames; `max_queue` messages wait for
+      `recv()` before reading pauses.
+    - `ping_interval`, `ping_timeout`: keepalive (1011 when a pong is late); `idle_timeout`
+      closes (1001) a connection that sent nothing for that long; `open_timeout` bounds
+      the handshake and `close_timeout` the closing handshake, after which TCP is dropped.
     """
 
     def __init__(
@@ -223,12 +261,52 @@ class serve:  # noqa: N801 - used like a function, as in `async with serve(...)`
         port: int | None = None,
         *,
         versions: VersionSpec = DEFAULT_VERSIONS,
+        subprotocols: Sequence[str] = (),
+        require_subprotocol: bool = False,
+        select_subprotocol: SelectSubprotocol | None = None,
+        process_request: ProcessRequest | None = None,
+        process_response: ProcessResponseHook | None = None,
+        origins: Sequence[OriginRule] | None = None,
+        additional_headers: HeadersLike | None = None,
+        extra_headers: HeadersLike | None = None,
+        server_header: str | None = SERVER_HEADER,
+        compression: CompressionSetting = "balanced",
+        max_size: int | None = DEFAULT_MAX_SIZE,
+        max_fragments: int | None = DEFAULT_MAX_FRAGMENTS,
+        max_queue: int = 32,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        idle_timeout: float | None = None,
+        close_timeout: float = 10.0,
+        open_timeout: float = 10.0,
+        limits: HTTPLimits = DEFAULT_LIMITS,
         ssl: ssl_module.SSLContext | None = None,
         sock: Any = None,
         backlog: int = 100,
-        **options: Any,
     ) -> None:
-        self._server = Server(handler, versions, ServerOptions(**options), secure=ssl is not None)
+        if additional_headers is not None and extra_headers is not None:
+            raise TypeError("give additional_headers or extra_headers (the same option), not both")
+        options = ServerOptions(
+            subprotocols=subprotocols,
+            require_subprotocol=require_subprotocol,
+            select_subprotocol=select_subprotocol,
+            process_request=process_request,
+            process_response=process_response,
+            origins=origins,
+            extra_headers=additional_headers if additional_headers is not None else extra_headers,
+            server_header=server_header,
+            compression=compression,
+            max_size=max_size,
+            max_fragments=max_fragments,
+            max_queue=max_queue,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            idle_timeout=idle_timeout,
+            close_timeout=close_timeout,
+            open_timeout=open_timeout,
+            limits=limits,
+        )
+        self._server = Server(handler, versions, options, secure=ssl is not None)
         self._host = host
         self._port = port
         self._ssl = ssl

@@ -19,7 +19,7 @@ becomes a close code.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from hybi.exceptions import (
@@ -61,6 +61,9 @@ from hybi.sansio.handshake import Accepted, ClientHandshake, OriginRule, SelectS
 from hybi.sansio.hixie_challenge import HixieChallenge
 from hybi.sansio.http import DEFAULT_LIMITS, Headers, HTTPLimits, Request, Response
 
+ProcessResponse = Callable[[Request, Response], "Response | None"]
+"""A server's hook on the 101 it is about to send: change it, or return another response."""
+
 __all__ = [
     "DEFAULT_MAX_FRAGMENTS",
     "DEFAULT_MAX_SIZE",
@@ -68,6 +71,7 @@ __all__ = [
     "CloseInfo",
     "Connection",
     "Options",
+    "ProcessResponse",
     "ServerConnection",
     "open_connection",
 ]
@@ -491,6 +495,27 @@ class Connection:
         """A later fragment of the message begun by `send_text`/`send_binary` with fin=False."""
         self._send_data(OP_CONTINUATION, data.encode("utf-8") if isinstance(data, str) else bytes(data), fin, True)
 
+    def encode_message(self, message: str | bytes) -> bytes:
+        """`message` as the frame `send_encoded` takes, without sending it: a server
+        broadcasting one message frames it once per dialect. Not for connections with
+        extensions (each has its own compression state) nor for clients (masks differ)."""
+        if self.extensions or self.role is Role.CLIENT:
+            raise InvalidState("a frame of this connection is its own: use send_text or send_binary")
+        codec = self._codec
+        assert codec is not None and self.dialect is not None
+        if isinstance(message, str):
+            return codec.encode(OP_TEXT, message.encode("utf-8"))
+        if not codec.binary:
+            raise UnsupportedFeature(f"{self.dialect.name} has no binary messages: it carries text only")
+        return codec.encode(OP_BINARY, bytes(message))
+
+    def send_encoded(self, frame: bytes) -> None:
+        """Send a whole message framed by `encode_message` (on a connection of the same dialect)."""
+        self._check_can_send("a message")
+        if self._sending_fragmented:
+            raise InvalidState("finish the fragmented message being sent first")
+        self._out.append(frame)
+
     def send_ping(self, data: bytes = b"") -> None:
         self._send_control(OP_PING, data, "ping")
 
@@ -718,6 +743,7 @@ class ServerConnection(Connection):
         extra_headers: Sequence[tuple[str, str]] = (),
         limits: HTTPLimits = DEFAULT_LIMITS,
         secure: bool = False,
+        require_subprotocol: bool = False,
         now: float = 0.0,
     ) -> None:
         super().__init__(Role.SERVER, options, now=now)
@@ -730,6 +756,7 @@ class ServerConnection(Connection):
             extra_headers=extra_headers,
             limits=limits,
             secure=secure,
+            require_subprotocol=require_subprotocol,
         )
         self._deciding = False
         self.internal_error: Exception | None = None  # what a user hook raised in accept() (500)
@@ -750,15 +777,24 @@ class ServerConnection(Connection):
             events.append(RequestReceived(request))
         return events
 
-    def accept(self, *, now: float | None = None) -> list[Event]:
+    def accept(self, *, process_response: ProcessResponse | None = None, now: float | None = None) -> list[Event]:
         """Go on with the handshake: the 101 (and, past a hixie-76 challenge, OPEN), or the
-        refusal a pipeline step answers with."""
+        refusal a pipeline step answers with. `process_response(request, response)` may
+        change the 101 about to be sent, or return another response to send instead."""
         if now is not None:
             self._now = now
         request = self._take_decision()
         events: list[Event] = []
         try:
             reply, accepted = self.handshake.decide(request)
+            if process_response is not None:
+                replaced = process_response(request, accepted.response)
+                if replaced is not None and replaced.status != 101:
+                    self._take_decision_back()
+                    return self.reject(replaced)
+                if replaced is not None:
+                    accepted.response = replaced
+                reply = accepted.response.serialize()
         except HandshakeRejected as rejection:
             self._handshake_failed(rejection, events, rejection.response)
             return events
@@ -785,6 +821,9 @@ class ServerConnection(Connection):
         events: list[Event] = []
         self._handshake_failed(HandshakeRejected(f"answered {response.status}", response), events, response)
         return events
+
+    def _take_decision_back(self) -> None:
+        self._deciding = True
 
     def _take_decision(self) -> Request:
         if not self._deciding or self.request is None:

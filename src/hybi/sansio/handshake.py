@@ -77,7 +77,9 @@ class ServerHandshake:
     `versions` are the dialects accepted, most preferred first; `subprotocols` those the
     server speaks, most preferred first (the first one the client also offers wins) unless
     `select_subprotocol` chooses; `origins`, if given, the Origin values allowed (others get
-    403); `extensions` the extensions it can agree to, most preferred first.
+    403); `extensions` the extensions it can agree to, most preferred first;
+    `require_subprotocol`: refuse (400) a client that offers none the server speaks,
+    rather than accept it without one.
     """
 
     def __init__(
@@ -91,10 +93,12 @@ class ServerHandshake:
         extra_headers: Sequence[tuple[str, str]] = (),
         limits: HTTPLimits = DEFAULT_LIMITS,
         secure: bool = False,
+        require_subprotocol: bool = False,
     ) -> None:
         self.dialects = resolve_versions(versions)
         self.secure = secure
         self.subprotocols = tuple(subprotocols)
+        self.require_subprotocol = require_subprotocol
         self.select_subprotocol_hook = select_subprotocol
         self.origins = None if origins is None else tuple(origins)
         self.extension_factories = tuple(extensions)
@@ -187,6 +191,12 @@ class ServerHandshake:
         if self.origins is not None and not _origin_allowed(request.origin, self.origins):
             raise bad_request(f"origin {request.origin!r} is not allowed", 403)
         subprotocol = self.select_subprotocol(request, dialect)
+        if subprotocol is None and self.require_subprotocol:
+            offered = ", ".join(dialect.offered_subprotocols(request)) or "none"
+            raise bad_request(
+                f"no subprotocol in common: the server speaks {', '.join(self.subprotocols) or 'none'}; "
+                f"the client offered {offered}"
+            )
         answer, extensions = self.negotiate_extensions(request, dialect)
         headers = Headers(self.extra_headers)
         if answer:

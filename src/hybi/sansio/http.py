@@ -10,7 +10,7 @@ an unbounded head.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from hybi.exceptions import InvalidHTTP
@@ -19,6 +19,8 @@ __all__ = [
     "DEFAULT_LIMITS",
     "HTTPLimits",
     "Headers",
+    "HeadersLike",
+    "as_headers",
     "Request",
     "Response",
     "parse_request_head",
@@ -42,10 +44,11 @@ DEFAULT_LIMITS = HTTPLimits()
 
 
 class Headers:
-    """Header fields in arrival order; names compare case-insensitively.
+    """Header fields in arrival order; names compare case-insensitively: a multi-dict.
 
-    Repeated fields are kept apart, as RFC 6455 section 4.4 allows a server to send
-    `Sec-WebSocket-Version` several times.
+    `h["Upgrade"]`, `h.get(name)` (repeats joined with ", "), `h.get_all(name)`,
+    `h.items()`, `name in h`. Repeated fields are kept apart, as RFC 6455 section 4.4
+    allows a server to send `Sec-WebSocket-Version` several times.
     """
 
     __slots__ = ("_items",)
@@ -68,6 +71,32 @@ class Headers:
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def __getitem__(self, name: str) -> str:
+        """The value of `name` (repeated fields joined with ", "); KeyError if absent."""
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __setitem__(self, name: str, value: str) -> None:
+        """Replace every `name` field with one."""
+        del self[name]
+        self.add(name, value)
+
+    def __delitem__(self, name: str) -> None:
+        lowered = name.lower()
+        self._items = [(k, v) for k, v in self._items if k.lower() != lowered]
+
+    def items(self) -> list[tuple[str, str]]:
+        """Every field in arrival order, repeats included."""
+        return list(self._items)
+
+    def keys(self) -> list[str]:
+        return [name for name, _ in self._items]
+
+    def copy(self) -> Headers:
+        return Headers(self._items)
 
     def add(self, name: str, value: str) -> None:
         if not name or not all(c in _TOKEN_CHARS for c in name.encode("ascii", "replace")):
@@ -95,6 +124,23 @@ class Headers:
 
     def serialize(self) -> bytes:
         return b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in self._items)
+
+
+HeadersLike = Headers | Mapping[str, str] | Iterable[tuple[str, str]]
+"""What options that take header fields accept: Headers, a dict, or (name, value) pairs."""
+
+
+def as_headers(fields: HeadersLike | None) -> Headers:
+    """`fields` as Headers (a copy), each name and value checked."""
+    headers = Headers()
+    if fields is None:
+        return headers
+    pairs = fields.items() if isinstance(fields, Mapping | Headers) else fields
+    for pair in pairs:
+        if not isinstance(pair, tuple) or len(pair) != 2:
+            raise TypeError(f"header fields are (name, value) pairs, not {pair!r}")
+        headers.add(*pair)
+    return headers
 
 
 @dataclass(slots=True)
