@@ -194,8 +194,15 @@ def test_client_meets_bytes_that_are_not_digits(answer: bytes, words: str) -> No
 # -- scale ------------------------------------------------------------------------------------
 
 SCALE_SERVER = """
-import asyncio, sys
+import asyncio, ctypes, gc, sys
 import hybi
+
+def rss_kib():
+    # Freed memory goes back to the system first, so that what is measured is what is held.
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
 
 async def echo(ws):
     async for message in ws:
@@ -204,18 +211,12 @@ async def echo(ws):
 async def main():
     async with hybi.serve(echo, "127.0.0.1", 0, ping_interval=None, backlog=1024) as server:
         print(server.port, flush=True)
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        loop = asyncio.get_running_loop()
+        while await loop.run_in_executor(None, sys.stdin.readline):
+            print(rss_kib(), len(server.connections), flush=True)
 
 asyncio.run(main())
 """
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def test_ten_thousand_idle_connections() -> None:
@@ -244,14 +245,22 @@ def test_ten_thousand_idle_connections() -> None:
                 _reader, writer = await opened(port)
                 held.append(writer)
 
+            def measure(expected: int) -> int:
+                """The server's memory once it holds `expected` open connections."""
+                assert process.stdin is not None and process.stdout is not None
+                while True:
+                    process.stdin.write("rss\n")
+                    process.stdin.flush()
+                    rss, held_now = map(int, process.stdout.readline().split())
+                    if held_now >= expected:
+                        return rss
+
             for _ in range(10):
                 await one()
-            await asyncio.sleep(0.3)
-            before = rss_kib(process.pid)
+            before = await asyncio.to_thread(measure, 10)
             for _ in range(0, count, 200):
                 await asyncio.gather(*(one() for _ in range(200)))
-            await asyncio.sleep(0.5)
-            per_connection = (rss_kib(process.pid) - before) * 1024 / count
+            per_connection = (await asyncio.to_thread(measure, count + 10) - before) * 1024 / count
             started = time.monotonic()
             async with hybi.connect(f"ws://127.0.0.1:{port}/") as ws:
                 await ws.send("still served")

@@ -137,6 +137,8 @@ class connect:  # noqa: N801 - used like a function, as in `async with connect(.
                 ssl=self.ssl,
                 server_hostname=(self.server_hostname or self.uri.host) if self.ssl is not None else None,
             )
+        except ssl_module.SSLCertVerificationError:
+            raise  # a real TLS server whose certificate is not trusted: said clearly already
         except (ssl_module.SSLError, ConnectionResetError) as error:
             if self.ssl is None:
                 raise

@@ -82,10 +82,9 @@ class Connection(asyncio.Protocol):
     def __init__(self, protocol: Protocol, *, max_queue: int = 32) -> None:
         self.loop = asyncio.get_running_loop()
         self.protocol = protocol
-        self.id = uuid.uuid4()
-        """A unique id, which every log record of this connection carries."""
-        self.logger = ConnectionLogger(logging.getLogger(self.logger_name), {"connection_id": str(self.id)[:8]})
-        self._debug = self.logger.isEnabledFor(logging.DEBUG)
+        self._id: uuid.UUID | None = None
+        self._logger: ConnectionLogger | None = None
+        self._debug = logging.getLogger(self.logger_name).isEnabledFor(logging.DEBUG)
         self.transport: asyncio.Transport | None = None
         self.remote_address: Any = None
         self.local_address: Any = None
@@ -106,10 +105,36 @@ class Connection(asyncio.Protocol):
         self._fragmented_send: asyncio.Future[None] | None = None
         self._close_exc: ConnectionClosed | None = None
         self.connection_lost_waiter: asyncio.Future[None] = self.loop.create_future()
-        self.opened: asyncio.Future[None] = self.loop.create_future()
-        """Done once the opening handshake completed (after the hixie-76 challenge)."""
+        self._opened_future: asyncio.Future[None] | None = None
+        self._handshake_outcome: BaseException | bool = False  # True: opened; an error: failed
 
     # -- what the handshake agreed -------------------------------------------------------
+
+    @property
+    def id(self) -> uuid.UUID:
+        """A unique id, which every log record of this connection carries (made when first
+        needed: an idle connection that logs nothing does not pay for it)."""
+        if self._id is None:
+            self._id = uuid.uuid4()
+        return self._id
+
+    @property
+    def logger(self) -> ConnectionLogger:
+        if self._logger is None:
+            self._logger = ConnectionLogger(logging.getLogger(self.logger_name), {"connection_id": str(self.id)[:8]})
+        return self._logger
+
+    @property
+    def opened(self) -> asyncio.Future[None]:
+        """Done once the opening handshake completed (after the hixie-76 challenge), or
+        failed with its error."""
+        if self._opened_future is None:
+            self._opened_future = self.loop.create_future()
+            if self._handshake_outcome is True:
+                self._opened_future.set_result(None)
+            elif isinstance(self._handshake_outcome, BaseException):
+                self._opened_future.set_exception(self._handshake_outcome)
+        return self._opened_future
 
     @property
     def dialect(self) -> Dialect | None:
@@ -229,7 +254,7 @@ class Connection(asyncio.Protocol):
             if handle is not None:
                 handle.cancel()
         self._wake_reader()
-        if not self.opened.done():
+        if self._handshake_outcome is False:
             self._handshake_failed(exc)
         for waiter, _ in self._pings.values():
             if not waiter.done():
@@ -248,8 +273,10 @@ class Connection(asyncio.Protocol):
         failure = error or InvalidHandshake(
             f"connection closed during the opening handshake{f': {exc}' if exc else ''}"
         )
-        self.opened.set_exception(failure)
-        self.opened.exception()
+        self._handshake_outcome = failure
+        if self._opened_future is not None and not self._opened_future.done():
+            self._opened_future.set_exception(failure)
+            self._opened_future.exception()
 
     # -- events from the core ------------------------------------------------------------
 
@@ -271,7 +298,7 @@ class Connection(asyncio.Protocol):
                 self._opened()
             elif kind is RequestReceived:
                 self._request_received(event.request)  # type: ignore[union-attr]
-            elif kind is HandshakeFailed and not self.opened.done():
+            elif kind is HandshakeFailed and self._handshake_outcome is False:
                 self._handshake_failed(None)
         if messages:
             self._wake_reader()
@@ -301,8 +328,10 @@ class Connection(asyncio.Protocol):
                 self.logger.debug("< %s", event)
 
     def _opened(self) -> None:
-        if not self.opened.done():
-            self.opened.set_result(None)
+        if self._handshake_outcome is False:
+            self._handshake_outcome = True
+            if self._opened_future is not None and not self._opened_future.done():
+                self._opened_future.set_result(None)
 
     def _request_received(self, request: Request) -> None:
         """Server only: the opening request is complete."""
@@ -361,16 +390,15 @@ class Connection(asyncio.Protocol):
                 self.transport.resume_reading()
         return message
 
-    def __aiter__(self) -> AsyncIterator[Data]:
-        return self._iterate()
+    def __aiter__(self) -> Connection:
+        return self
 
-    async def _iterate(self) -> AsyncIterator[Data]:
+    async def __anext__(self) -> Data:
         """Every message, until a normal close ends the iteration (an abnormal one raises)."""
         try:
-            while True:
-                yield await self.recv()
+            return await self.recv()
         except ConnectionClosedOK:
-            return
+            raise StopAsyncIteration from None
 
     # -- sending -------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import ssl as ssl_module
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -115,20 +115,21 @@ class ServerConnection(Connection):
         super()._opened()
         self.server.handshaking.discard(self)
         self.server.connections.add(self)
-        self.server.start(self._run_handler())
+        self.server.start(self.server.handler(self)).add_done_callback(self._handler_done)
 
-    async def _run_handler(self) -> None:
-        """Run the handler; close with 1000 when it returns, 1011 when it raises."""
-        try:
-            await self.server.handler(self)
-        except ConnectionClosed:
-            pass  # the peer closed or dropped the connection while the handler used it
-        except Exception:
-            self.logger.exception("connection handler failed")
-            self.close_anyhow(1011, "internal error")
-            await self.wait_closed()
-        else:
-            await self.close()
+    def _handler_done(self, task: asyncio.Future[None]) -> None:
+        """The handler returned: close with 1000; it raised: log it and close with 1011.
+        (A callback rather than a wrapping coroutine: an idle connection holds one frame
+        less.) The closing handshake goes on by itself; `Server.wait_closed` waits for it."""
+        if task.cancelled():
+            self.close_anyhow(1001, "going away")
+            return
+        error = task.exception()
+        if error is None or isinstance(error, ConnectionClosed):
+            self.close_anyhow(1000, "")  # nothing happens if the peer closed it already
+            return
+        self.logger.error("connection handler failed", exc_info=error)
+        self.close_anyhow(1011, "internal error")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -180,7 +181,7 @@ class Server:
         self.connections: set[ServerConnection] = set()
         """The open connections (a handshake under way is not one yet)."""
         self.handshaking: set[ServerConnection] = set()
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks: set[asyncio.Future[None]] = set()
         self.server: asyncio.Server | None = None
         self.secure = secure
 
@@ -193,11 +194,12 @@ class Server:
         """The port of the first listening socket (useful after binding port 0)."""
         return int(self.sockets[0].getsockname()[1])
 
-    def start(self, coroutine: Coroutine[Any, Any, None]) -> None:
+    def start(self, work: Awaitable[None]) -> asyncio.Future[None]:
         """Run a task of this server's, which `wait_closed` waits for."""
-        task = asyncio.get_running_loop().create_task(coroutine)
+        task = asyncio.ensure_future(work)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        return task
 
     def close(self, code: int = 1001, reason: str = "server shutting down") -> None:
         """Stop listening and start closing every connection."""
@@ -210,11 +212,16 @@ class Server:
             connection.close_anyhow(code, reason)
 
     async def wait_closed(self) -> None:
-        """Wait until the listening sockets and every connection's handler are done."""
+        """Wait until the listening sockets, every connection's handler and every
+        connection are done."""
         if self.server is not None:
             await self.server.wait_closed()
-        while self.tasks:
-            await asyncio.gather(*list(self.tasks), return_exceptions=True)
+        while self.tasks or self.connections or self.handshaking:
+            if self.tasks:
+                await asyncio.gather(*list(self.tasks), return_exceptions=True)
+            ends = [connection.connection_lost_waiter for connection in self.connections | self.handshaking]
+            if ends:
+                await asyncio.wait(ends)
 
     async def serve_forever(self) -> None:
         assert self.server is not None
