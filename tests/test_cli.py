@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import signal
@@ -151,3 +152,54 @@ def test_ctrl_c_closes_connections_with_1001() -> None:
         assert process.wait(timeout=15) == 0
         assert process.stderr is not None
         assert "closing 1 connection(s) with 1001" in process.stderr.read()
+
+
+def test_version_option() -> None:
+    for flag in ("-V", "--version"):
+        result = hybi_run(flag)
+        assert result.returncode == 0 and result.stdout.strip() == f"hybi {hybi.__version__}"
+
+
+def test_serve_on_a_busy_port_says_so_without_a_traceback() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        result = hybi_run("serve", "--port", str(busy.getsockname()[1]))
+    assert result.returncode == 1
+    assert "cannot listen on 127.0.0.1 port" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_connect_with_stdin_from_dev_null() -> None:
+    with hybi_serve() as (url, _):
+        result = subprocess.run(
+            [*HYBI, "connect", url], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30, check=False
+        )
+    assert result.returncode == 0, result.stderr
+    assert "closed with code 1000" in result.stderr
+
+
+def test_connect_notices_a_server_that_closes_first() -> None:
+    async def main() -> None:
+        async def closing(ws: hybi.ServerConnection) -> None:
+            await ws.close(1001, "bye now")
+
+        async with hybi.serve(closing, "127.0.0.1", 0) as server:
+            process = await asyncio.create_subprocess_exec(
+                *HYBI,
+                "connect",
+                f"ws://127.0.0.1:{server.port}/",
+                stdin=asyncio.subprocess.PIPE,  # left open: no end of input ever comes
+                stderr=asyncio.subprocess.PIPE,
+            )
+            try:
+                assert process.stderr is not None
+                stderr = await asyncio.wait_for(process.stderr.read(), 20)  # stdin stays open meanwhile
+                await asyncio.wait_for(process.wait(), 20)
+            finally:
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
+            assert process.returncode == 0
+            assert "closed with code 1001 bye now" in stderr.decode()
+
+    run(main())

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
+from hybi._version import __version__
 from hybi.aio.client import ClientConnection, connect
 from hybi.aio.server import ServerConnection, serve
 from hybi.exceptions import ConnectionClosed, HandshakeError, InvalidStatus
@@ -94,21 +95,29 @@ async def _serve(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-    async with serve(
-        _echo,
-        args.host,
-        args.port,
-        versions=args.versions,
-        process_request=_serve_page,
-        max_size=args.max_size,
-        compression=args.compression,
-    ) as server:
+    try:
+        server_context = serve(
+            _echo,
+            args.host,
+            args.port,
+            versions=args.versions,
+            process_request=_serve_page,
+            max_size=args.max_size,
+            compression=args.compression,
+        )
+        server = await server_context.__aenter__()
+    except OSError as error:
+        _say(f"cannot listen on {args.host} port {args.port}: {error.strerror or error}")
+        return 1
+    try:
         host = args.host if ":" not in args.host else f"[{args.host}]"
         url = f"ws://{host}:{server.port}/"
         print(f"hybi: serving WebSocket versions {', '.join(args.versions)} on {url}", flush=True)
         print(f"hybi: open http://{host}:{server.port}/ in a browser to try it; Ctrl-C to stop", flush=True)
         await stop.wait()
         _say(f"shutting down, closing {len(server.connections)} connection(s) with 1001")
+    finally:
+        await server_context.__aexit__(None, None, None)
     return 0
 
 
@@ -130,7 +139,8 @@ async def _stdin_lines() -> asyncio.Queue[str | None]:
     """Lines of standard input, then None; pipes and terminals are read without blocking."""
     queue: asyncio.Queue[str | None] = asyncio.Queue()
     mode = os.fstat(sys.stdin.fileno()).st_mode
-    if stat.S_ISREG(mode):
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or sys.stdin.isatty()):
+        # A file, or a device such as /dev/null, which the event loop cannot watch: read it whole.
         for line in sys.stdin.read().splitlines():
             queue.put_nowait(line)
         queue.put_nowait(None)
@@ -181,16 +191,25 @@ async def _connect(args: argparse.Namespace) -> int:
 
     receiver = asyncio.create_task(receive())
     try:
-        while (line := await lines.get()) is not None:
+        while True:
+            # The next line, unless the server closes first (noticed at once, not at the next line).
+            next_line = asyncio.ensure_future(lines.get())
+            await asyncio.wait({next_line, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            if not next_line.done():
+                next_line.cancel()
+                break
+            line = next_line.result()
+            if line is None:
+                # Input is over: give the server a moment for replies still in flight, then close.
+                await asyncio.wait({receiver}, timeout=args.linger)
+                await connection.close(1000)
+                await asyncio.wait({receiver}, timeout=1)
+                break
             await connection.send(line)
-        # Input is over: give the server a moment for replies still in flight, then close.
-        await asyncio.wait({receiver}, timeout=args.linger)
-        await connection.close(1000)
-        await asyncio.wait({receiver}, timeout=1)
     except ConnectionClosed:
         pass
     if receiver.done() and (failure := receiver.exception()) is not None:
-        _say(f"connection closed: {failure}")
+        _say(str(failure))
         return 1
     receiver.cancel()
     reason = f" {connection.close_reason}" if connection.close_reason else ""
@@ -268,6 +287,7 @@ async def _probe(args: argparse.Namespace) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hybi", description="WebSocket server, client and prober for every version.")
+    parser.add_argument("-V", "--version", action="version", version=f"hybi {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     known = f"comma-separated, most preferred first; known: {', '.join(ALL_VERSIONS)}, or 'all'"
 
