@@ -16,7 +16,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from hybi.exceptions import InvalidHandshake, InvalidPayload, MessageTooBig
 from hybi.sansio.extensions import ClientExtensionFactory, ExtensionParameters, ServerExtensionFactory
@@ -182,10 +182,9 @@ class _Deflater:
         return data
 
 
-class PerMessageDeflate:
-    """permessage-deflate on one connection, as negotiated (RFC 7692 sections 6 and 7.2)."""
+class _Deflating:
+    """What both extensions hold: an inflater bounded by max_size, a deflater, a threshold."""
 
-    name = "permessage-deflate"
     rsv_bits = RSV1
 
     def __init__(
@@ -210,6 +209,17 @@ class PerMessageDeflate:
     def set_max_size(self, max_size: int | None) -> None:
         self._inflater.set_max_size(max_size)
 
+    def _decide(self, payload: bytes, fin: bool, compress: bool) -> bool:
+        """At a message's first frame, before the compressor sees it: compress it or not."""
+        self._deflating = compress and (not fin or len(payload) >= self._threshold)
+        return self._deflating
+
+
+class PerMessageDeflate(_Deflating):
+    """permessage-deflate on one connection, as negotiated (RFC 7692 sections 6 and 7.2)."""
+
+    name = "permessage-deflate"
+
     def decode(  # noqa: PLR0917 - the frame, field by field, as the chain passes it
         self, opcode: int, fin: bool, rsv: int, length: int, payload: bytes, first: bool, last: bool
     ) -> tuple[int, int, bytes]:
@@ -232,33 +242,21 @@ class PerMessageDeflate:
         peer's window."""
         if opcode & 0x08:
             return payload, rsv
-        if opcode:
-            self._deflating = compress and (not fin or len(payload) >= self._threshold)
-            if self._deflating:
-                rsv |= RSV1
+        if opcode and self._decide(payload, fin, compress):
+            rsv |= RSV1
         if not self._deflating:
             return payload, rsv
         return self._deflater.deflate(payload, fin), rsv
 
 
-class DeflateFrame:
+class DeflateFrame(_Deflating):
     """deflate-frame / x-webkit-deflate-frame: every data frame with a payload is deflated
     on its own (RSV1 on each, continuations included), the window shared across frames
     unless `no_context_takeover`."""
 
-    rsv_bits = RSV1
-
-    def __init__(self, name: str, *, inflate_bits: int = 15, deflate_bits: int = 15, deflate_reset: bool = False,
-                 level: int = 6, mem_level: int = 8, threshold: int = 0) -> None:  # fmt: skip
+    def __init__(self, name: str, **options: Any) -> None:
+        super().__init__(**options)
         self.name = name
-        self._inflater = _Inflater(inflate_bits, False)
-        self._deflater = _Deflater(deflate_bits, deflate_reset, level, mem_level)
-        self._threshold = threshold
-        self._inflating = False
-        self._deflating = False
-
-    def set_max_size(self, max_size: int | None) -> None:
-        self._inflater.set_max_size(max_size)
 
     def decode(  # noqa: PLR0917 - the frame, field by field, as the chain passes it
         self, opcode: int, fin: bool, rsv: int, length: int, payload: bytes, first: bool, last: bool
@@ -278,7 +276,7 @@ class DeflateFrame:
         if opcode & 0x08:
             return payload, rsv
         if opcode:
-            self._deflating = compress and (not fin or len(payload) >= self._threshold)
+            self._decide(payload, fin, compress)
         if not self._deflating or not payload:
             return payload, rsv
         return self._deflater.deflate(payload, True), rsv | RSV1
