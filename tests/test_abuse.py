@@ -76,7 +76,8 @@ async def released(running: hybi.Server, within: float = 10.0) -> None:
 
 
 def test_ping_flood_from_a_peer_that_never_reads() -> None:
-    """Finding 4: pongs must not pile up; the server stops reading while it cannot write."""
+    """Finding 4: pongs must not pile up: while the peer does not read, only the latest
+    ping is answered (RFC 6455 section 5.5.3), once it reads again."""
 
     async def main() -> None:
         async with server(ping_interval=None) as running:
@@ -84,8 +85,9 @@ def test_ping_flood_from_a_peer_that_never_reads() -> None:
             sent = await flood(writer, raw_frame(0x89, b"p" * 100), 160_000, batch=500)  # 17 MB
             connection = server_side(running)
             assert connection.transport is not None
+            # While it cannot write, the server owes one pong (the latest), not one per ping.
             assert connection.transport.get_write_buffer_size() < 1 << 20
-            assert sent < 300_000  # the server stopped reading: the flood was held back
+            assert sent > 0
             writer.close()
 
     run(main())
@@ -106,8 +108,9 @@ def test_close_then_never_read_is_released() -> None:
 
 
 def test_bad_frame_then_never_read_is_released() -> None:
-    """While it cannot write, the server stops reading, so it never sees the bad frame:
-    keepalive (whose ping is never answered) is what releases such a peer."""
+    """Whether the server sees the bad frame (and closes) or not (its handler is stuck
+    sending an echo nobody reads, so it stops reading past max_queue), keepalive's
+    unanswered ping and the close timeout release such a peer."""
 
     async def main() -> None:
         async with server(ping_interval=0.2, ping_timeout=0.2, close_timeout=0.3) as running:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
@@ -773,3 +774,23 @@ def test_sending_a_dict_is_a_type_error() -> None:
                 await ws.send({"a": 1})  # type: ignore[arg-type]
 
     run(main())
+
+
+def test_two_peers_streaming_at_each_other_do_not_stall() -> None:
+    """While its writes are backed up a side goes on reading: otherwise two peers that
+    both stream would each wait for the other to read."""
+
+    async def main() -> None:
+        chunk = os.urandom(1 << 16)  # random: compression cannot shrink it
+        async with echo_server() as url, hybi.connect(url) as ws:
+
+            async def stream() -> None:
+                for _ in range(400):
+                    await ws.send(chunk)
+
+            sender = asyncio.create_task(stream())
+            for _ in range(400):
+                assert await ws.recv() == chunk
+            await sender
+
+    run(main(), timeout=60)

@@ -224,16 +224,17 @@ class Connection(asyncio.Protocol):
         return None  # the transport closes itself; connection_lost follows
 
     def pause_writing(self) -> None:
-        """The peer reads slower than this side writes: stop reading too, so that answers
-        to what it sends (pongs) cannot pile up in memory."""
+        """The peer reads slower than this side writes: senders wait, and the core answers
+        only the latest ping once it reads again (reading goes on: two peers streaming at
+        each other must not both stop reading)."""
         self._writing_paused = True
-        if self.transport is not None and not self._reading_paused:
-            self.transport.pause_reading()
+        self.protocol.writing_blocked = True
 
     def resume_writing(self) -> None:
         self._writing_paused = False
-        if self.transport is not None and not self._reading_paused and not self.transport.is_closing():
-            self.transport.resume_reading()
+        if self.protocol.writing_blocked:
+            self.protocol.writing_blocked = False
+            self._schedule_flush()
         for waiter in self._drain_waiters:
             if not waiter.done():
                 waiter.set_result(None)
@@ -386,8 +387,7 @@ class Connection(asyncio.Protocol):
         message = self._messages.pop(0)
         if self._reading_paused and len(self._messages) < self.max_queue // 2 and self.transport is not None:
             self._reading_paused = False
-            if not self._writing_paused:
-                self.transport.resume_reading()
+            self.transport.resume_reading()
         return message
 
     def __aiter__(self) -> Connection:

@@ -166,8 +166,10 @@ class Connection:
         "_local_first",
         "_now",
         "_out",
+        "_pong_owed",
         "_sending_fragmented",
         "_sink",
+        "_writing_blocked",
         "close_received",
         "close_sent",
         "dialect",
@@ -216,6 +218,8 @@ class Connection:
         self._deadlines: dict[str, float] = {}
         self._keepalive_payload: bytes | None = None
         self._last_received = now
+        self._writing_blocked = False
+        self._pong_owed: bytes | None = None
         self._keepalive_sent_at = 0.0
         if options.open_timeout is not None:
             self._deadlines["open"] = now + options.open_timeout
@@ -369,11 +373,30 @@ class Connection:
         return events
 
     def _ping_received(self, payload: bytes) -> None:
-        """Section 5.5.2: answer with a pong carrying the same data, unless closing."""
+        """Section 5.5.2: answer with a pong carrying the same data, unless closing. While
+        the peer does not read what this side writes (`writing_blocked`), only the latest
+        ping is answered, once it reads again (section 5.5.3 allows that): a ping flood from
+        a peer that never reads cannot pile up pongs."""
         if self.state is State.OPEN and self._failure_close is None:
-            self._queue(OP_PONG, payload)
+            if self._writing_blocked:
+                self._pong_owed = payload
+            else:
+                self._queue(OP_PONG, payload)
         assert self._assembler is not None
         self._assembler.events.append(Ping(payload))
+
+    @property
+    def writing_blocked(self) -> bool:
+        return self._writing_blocked
+
+    @writing_blocked.setter
+    def writing_blocked(self, blocked: bool) -> None:
+        """The I/O layer says whether its write buffer is above its high-water mark."""
+        self._writing_blocked = blocked
+        if not blocked and self._pong_owed is not None:
+            payload, self._pong_owed = self._pong_owed, None
+            if self.state is State.OPEN:
+                self._queue(OP_PONG, payload)
 
     def _pong_received(self, payload: bytes) -> None:
         """A pong: it answers the keepalive ping with the same data (section 5.5.3)."""
