@@ -13,6 +13,7 @@ import socket
 import ssl as ssl_module
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 from hybi.exceptions import HandshakeAttempt, HandshakeError
 from hybi.sansio.connection import DEFAULT_MAX_SIZE, Options
@@ -119,7 +120,10 @@ class _Opening:
         self.extension_factories: list[ClientExtensionFactory] = client_factories(compression)
         self.max_queue = max_queue
         self.limits = limits
-        self.options = options
+        # The whole opening, retry included, is bounded here by `deadline` (TimeoutError, as
+        # asyncio.timeout raises for the asyncio client); a core timer of the same length,
+        # started a moment later, would race it and sometimes win with another error.
+        self.options = replace(options, open_timeout=None)
 
     def remaining(self) -> float | None:
         if self.deadline is None:
