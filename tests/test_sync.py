@@ -635,6 +635,10 @@ def test_shutdown_closes_every_connection_with_1001() -> None:
         for ws in clients:
             ws.send("hello")
             assert ws.recv(timeout=WAIT) == "hello"
+        deadline = time.monotonic() + WAIT
+        while len(server._live) < len(clients) + 1 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the half handshake is accepted, not left in the listening backlog
+        assert len(server._live) == len(clients) + 1 and len(server.connections) == len(clients)
         started = time.monotonic()
         assert server.shutdown(timeout=WAIT)
         assert time.monotonic() - started < 2 * 2 + 1  # what the core allows, at most
@@ -778,8 +782,10 @@ def test_request_details_origin_and_subprotocols() -> None:
 
 def test_a_client_that_does_not_read_holds_the_server_back() -> None:
     """The server's unwritten bytes stay near the high-water mark and the client's queue
-    at max_queue: the sending handler waits instead of filling memory."""
+    at max_queue: the sending handler waits instead of filling memory, and all it got to
+    send fits in the two kernel buffers between them."""
     total, size, max_queue = 1000, 65536, 4
+    frame = size + 4 + 10  # the index, and a version 13 header
     sent = [0]
     connections: queue.Queue[hybi.sync.ServerConnection] = queue.Queue()
 
@@ -796,13 +802,27 @@ def test_a_client_that_does_not_read_holds_the_server_back() -> None:
     ):
         server_ws = connections.get(timeout=WAIT)
         most_unwritten = most_queued = 0
-        watch_until = time.monotonic() + 2.0
-        while time.monotonic() < watch_until:
+
+        def sample() -> None:
+            nonlocal most_unwritten, most_queued
             most_unwritten = max(most_unwritten, server_ws._outbuf_size)
             most_queued = max(most_queued, len(ws._messages))
             time.sleep(0.01)
-        assert sent[0] < total // 2  # 64 MB would have gone into memory without a bound
-        assert most_unwritten <= _HIGH_WATER + 2 * (size + 14)
+
+        deadline = time.monotonic() + WAIT
+        while not ws._reading_paused and time.monotonic() < deadline:
+            sample()
+        assert ws._reading_paused  # max_queue messages wait: the client stopped reading
+        watch_until = time.monotonic() + 1.0
+        while time.monotonic() < watch_until:
+            sample()
+        kernel = server_ws._sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) + ws._sock.getsockopt(
+            socket.SOL_SOCKET, socket.SO_RCVBUF
+        )
+        # What left the handler: the kernel buffers, the server's unwritten bytes, and the
+        # client's queue, its message being read and the one its last read cut.
+        assert sent[0] * frame <= kernel + _HIGH_WATER + (max_queue + 4) * frame
+        assert most_unwritten <= _HIGH_WATER + 2 * frame
         assert most_queued <= max_queue + 2  # one read holds at most two of these messages
         for index in range(total):
             message = ws.recv(timeout=WAIT)
