@@ -1,0 +1,911 @@
+"""The threaded API (`hybi.sync`) over loopback: with itself and with the asyncio one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import socket
+import ssl
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from typing import Any, TypeVar
+
+import pytest
+
+import hybi
+import hybi.sync
+from conftest import raw_frame, run
+from hybi.sansio.deflate import CompressionSetting
+from hybi.sansio.events import State
+from hybi.sansio.handshake import ServerHandshake
+from hybi.sync.connection import _HIGH_WATER
+from test_asyncio import RETRY_CASES, FakeServer
+from test_drafts import HIXIE76_ANSWER, HIXIE76_KEY3, HIXIE76_REQUEST
+
+T = TypeVar("T")
+
+EVERY_VERSION = ["13", "8", "7", "6", "5", "hybi-02", "hixie-76", "hixie-75"]
+TEXT_ONLY = {"hixie-76", "hixie-75"}
+NO_CLOSE_CODES = {"5", "hybi-02", "hixie-76", "hixie-75"}
+SIZES = (0, 1, 125, 126, 127, 65535, 65536, 65537, 300_000)
+WAIT = 10.0  # the generous bound on anything that should take milliseconds
+
+
+@pytest.fixture(autouse=True)
+def threads_end() -> Iterator[None]:
+    """Every thread a test starts (pumps, handlers, peers) has ended when it is over."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + WAIT
+    for thread in set(threading.enumerate()) - before:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    left = [thread.name for thread in set(threading.enumerate()) - before if thread.is_alive()]
+    assert not left, f"threads still running: {left}"
+
+
+def echo(ws: hybi.sync.ServerConnection) -> None:
+    for message in ws:
+        ws.send(message)
+
+
+@contextmanager
+def sync_server(
+    handler: Callable[[hybi.sync.ServerConnection], object] = echo, **options: Any
+) -> Iterator[hybi.sync.Server]:
+    options.setdefault("versions", "all")
+    server = hybi.sync.serve(handler, "127.0.0.1", 0, **options)
+    thread = threading.Thread(target=server.serve_forever, name="test-serve-forever")
+    thread.start()
+    try:
+        yield server
+    finally:
+        assert server.shutdown(timeout=WAIT)
+        thread.join(WAIT)
+        assert not thread.is_alive()
+
+
+def url_of(server: hybi.sync.Server, path: str = "/") -> str:
+    return f"ws://127.0.0.1:{server.port}{path}"
+
+
+@contextmanager
+def in_loop(factory: Callable[[], AbstractAsyncContextManager[T]]) -> Iterator[T]:
+    """Enter an async context manager on an event loop of its own, in a thread."""
+    handoff: queue.Queue[tuple[T, asyncio.Event] | BaseException] = queue.Queue()
+    loop = asyncio.new_event_loop()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        async with factory() as value:
+            handoff.put((value, stop))
+            await stop.wait()
+
+    def thread_main() -> None:
+        try:
+            loop.run_until_complete(asyncio.wait_for(main(), 60))
+        except BaseException as error:
+            handoff.put(error)
+        finally:
+            loop.run_until_complete(loop.shutdown_default_executor())
+            loop.close()
+
+    thread = threading.Thread(target=thread_main, name="test-asyncio-peer")
+    thread.start()
+    item = handoff.get(timeout=WAIT)
+    if isinstance(item, BaseException):
+        thread.join(WAIT)
+        raise item
+    value, stop = item
+    try:
+        yield value
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(WAIT)
+        assert not thread.is_alive()
+
+
+async def aio_echo(ws: hybi.ServerConnection) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+@asynccontextmanager
+async def aio_server(**options: Any) -> AsyncIterator[str]:
+    options.setdefault("versions", "all")
+    async with hybi.serve(aio_echo, "127.0.0.1", 0, **options) as server:
+        yield f"ws://127.0.0.1:{server.port}/"
+
+
+def read_head(sock: socket.socket) -> bytes:
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        byte = sock.recv(1)
+        assert byte, f"connection closed after {head!r}"
+        head += byte
+    return head
+
+
+def read_to_end(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def dropped(sock: socket.socket) -> bool:
+    """Whether the peer closed the connection without sending anything: a FIN, or a reset
+    when it closed before reading what was sent (an abort)."""
+    try:
+        return read_to_end(sock) == b""
+    except ConnectionResetError:
+        return True
+
+
+def raw_client(port: int) -> socket.socket:
+    """A hand-made version 13 client, past its handshake."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+    sock.sendall(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    assert read_head(sock).startswith(b"HTTP/1.1 101 ")
+    return sock
+
+
+def exchange(ws: hybi.sync.Connection, version: str) -> None:
+    """Text of every size, binary and a ping where the dialect has them."""
+    for size in SIZES:
+        text = ("aé" * size)[:size]
+        ws.send(text)
+        assert ws.recv(timeout=WAIT) == text
+    if version in TEXT_ONLY:
+        with pytest.raises(hybi.UnsupportedFeature, match=f"{version} has no binary"):
+            ws.send(b"bytes")
+        with pytest.raises(hybi.UnsupportedFeature, match="no ping"):
+            ws.ping()
+    else:
+        for size in (0, 70_000):
+            data = bytes(i % 251 for i in range(size))
+            ws.send(data)
+            assert ws.recv(timeout=WAIT) == data
+        assert 0 <= ws.ping().wait(WAIT) < WAIT
+
+
+def expected_close_code(version: str) -> int:
+    """Closes of hixie, hybi-02 and 5 carry no status: 1005."""
+    return 1005 if version in NO_CLOSE_CODES else 1000
+
+
+# -- every version, both ways, with itself and with asyncio ------------------------------------
+
+
+@pytest.mark.parametrize("version", EVERY_VERSION)
+def test_echo_in_every_version(version: str) -> None:
+    seen: list[object] = []
+
+    def handler(ws: hybi.sync.ServerConnection) -> None:
+        seen.append(ws.version)
+        echo(ws)
+
+    with sync_server(handler) as server:
+        with hybi.sync.connect(url_of(server, "/room?q=1"), versions=[version], origin="http://hybi.test") as ws:
+            assert str(ws.version) == version
+            assert [a.version for a in ws.handshake_attempts] == [version]
+            exchange(ws, version)
+        assert ws.close_code == expected_close_code(version)
+    assert [str(v) for v in seen] == [version]
+
+
+@pytest.mark.parametrize("version", EVERY_VERSION)
+def test_sync_client_with_asyncio_server(version: str) -> None:
+    with in_loop(aio_server) as url:
+        with hybi.sync.connect(url, versions=[version], origin="http://hybi.test") as ws:
+            assert str(ws.version) == version
+            exchange(ws, version)
+        assert ws.close_code == expected_close_code(version)
+
+
+@pytest.mark.parametrize("version", EVERY_VERSION)
+def test_asyncio_client_with_sync_server(version: str) -> None:
+    async def main(url: str) -> None:
+        async with hybi.connect(url, versions=[version], origin="http://hybi.test") as ws:
+            assert str(ws.version) == version
+            for size in SIZES:
+                text = ("aé" * size)[:size]
+                await ws.send(text)
+                assert await ws.recv() == text
+            if version not in TEXT_ONLY:
+                await ws.send(bytes(70_000))
+                assert await ws.recv() == bytes(70_000)
+                await (await ws.ping())
+        assert ws.close_code == expected_close_code(version)
+
+    with sync_server() as server:
+        run(main(url_of(server)))
+
+
+def test_hixie76_server_answers_when_key3_comes_late() -> None:
+    """Behind HAProxy, key3 reaches the server only after the 101 head went out."""
+    with sync_server(versions="hixie-76") as server:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=WAIT)
+        with sock:
+            sock.sendall(HIXIE76_REQUEST.replace(b"example.com", b"127.0.0.1"))
+            assert read_head(sock).startswith(b"HTTP/1.1 101 WebSocket Protocol Handshake\r\n")
+            sock.sendall(HIXIE76_KEY3 + b"\x00hello\xff")
+            answer = b""
+            while len(answer) < 16 + 7:
+                answer += sock.recv(64)
+            assert answer == HIXIE76_ANSWER + b"\x00hello\xff"
+            sock.sendall(b"\xff\x00")
+            assert read_to_end(sock) == b"\xff\x00"
+
+
+def test_hixie75_server_shutdown_just_closes() -> None:
+    with sync_server(versions="hixie-75") as server:
+        ws = hybi.sync.connect(url_of(server), versions="hixie-75")
+        assert server.shutdown(timeout=WAIT)
+        with pytest.raises(hybi.ConnectionClosedOK) as caught:
+            ws.recv(timeout=WAIT)
+        assert caught.value.code == 1005
+
+
+# -- section 4.4: the client's retry ---------------------------------------------------------------
+
+
+def test_retry_with_a_version_the_server_lists() -> None:
+    with sync_server(versions=(8, 7)) as server, hybi.sync.connect(url_of(server), versions="13,7,8") as ws:
+        assert ws.version == 7
+        assert [(a.version, a.status, a.server_versions) for a in ws.handshake_attempts] == [
+            ("13", 426, (8, 7)),
+            ("7", 101, ()),
+        ]
+        ws.send("after retry")
+        assert ws.recv(timeout=WAIT) == "after retry"
+
+
+def test_all_falls_back_to_the_drafts() -> None:
+    with sync_server(versions="6,5") as server, hybi.sync.connect(url_of(server), versions="all") as ws:
+        assert ws.version == 6
+    with sync_server(versions="hixie-76") as server, hybi.sync.connect(url_of(server), versions="all") as ws:
+        assert ws.version == "hixie-76"
+        assert ws.handshake_attempts[0].server_versions == (0,)  # 0 is hybi-00, that is hixie-76
+        ws.send("via 0")
+        assert ws.recv(timeout=WAIT) == "via 0"
+
+
+def test_no_common_version_names_both_lists() -> None:
+    with sync_server(versions="13") as server, pytest.raises(hybi.NoCommonVersion) as caught:
+        hybi.sync.connect(url_of(server), versions="8,7")
+    error = caught.value
+    assert str(error) == "no WebSocket version in common: client offers 8, 7; server accepts 13"
+    assert error.client_versions == ("8", "7")
+    assert error.server_versions == (13,)
+    assert [(a.version, a.status) for a in error.attempts] == [("8", 426)]
+
+
+@pytest.mark.parametrize(
+    ("who", "status", "fields", "accepts", "client", "expected"), RETRY_CASES, ids=[c[0] for c in RETRY_CASES]
+)
+def test_retry_as_the_asyncio_client_does(
+    who: str, status: int, fields: list[str], accepts: str, client: str, expected: str
+) -> None:
+    fake = FakeServer(status, fields, accepts)
+    with in_loop(fake.running) as url, hybi.sync.connect(url, versions=client) as ws:
+        assert str(ws.version) == expected
+        first = client.split(",", maxsplit=1)[0]
+        assert fake.requests == [first, expected]
+        assert [(a.version, a.status) for a in ws.handshake_attempts] == [(first, status), (expected, 101)]
+        ws.send("after retry")
+        assert ws.recv(timeout=WAIT) == "after retry"
+
+
+def test_never_retries_twice() -> None:
+    fake = FakeServer(426, ["8"], None)  # lists 8, then refuses it too
+    with in_loop(fake.running) as url, pytest.raises(hybi.InvalidStatus):
+        hybi.sync.connect(url, versions="13,8")
+    assert fake.requests == ["13", "8"]
+
+
+# -- compression ------------------------------------------------------------------------------------
+
+
+@contextmanager
+def counting_relay(port: int) -> Iterator[tuple[int, dict[str, int]]]:
+    """A TCP relay to `port` that counts the bytes each way, for one connection."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(WAIT)
+    counts = {"up": 0, "down": 0}
+
+    def pipe(source: socket.socket, sink: socket.socket, key: str) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                counts[key] += len(data)
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def relay() -> None:
+        client, _ = listener.accept()
+        upstream = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        client.settimeout(WAIT)
+        pipes = [
+            threading.Thread(target=pipe, args=(client, upstream, "up")),
+            threading.Thread(target=pipe, args=(upstream, client, "down")),
+        ]
+        for thread in pipes:
+            thread.start()
+        for thread in pipes:
+            thread.join(WAIT)
+        client.close()
+        upstream.close()
+
+    thread = threading.Thread(target=relay, name="test-relay")
+    thread.start()
+    try:
+        yield listener.getsockname()[1], counts
+    finally:
+        thread.join(WAIT)
+        listener.close()
+
+
+@pytest.mark.parametrize("compression", ["balanced", None])
+def test_compression_is_negotiated_and_used(compression: CompressionSetting) -> None:
+    text = "hybi compresses this line; " * 8000  # 216,000 bytes
+    names: list[tuple[str, ...]] = []
+
+    def handler(ws: hybi.sync.ServerConnection) -> None:
+        names.append(tuple(extension.name for extension in ws.extensions))
+        echo(ws)
+
+    with sync_server(handler, compression=compression) as server:
+        with (
+            counting_relay(server.port) as (port, counts),
+            hybi.sync.connect(f"ws://127.0.0.1:{port}/", compression=compression) as ws,
+        ):
+            ws.send(text)
+            assert ws.recv(timeout=WAIT) == text
+            assert tuple(extension.name for extension in ws.extensions) == names[0]  # echoed: the handler ran
+            if compression is not None:
+                ws.send(text, compress=False)  # as it is, RFC 7692 section 8
+                assert ws.recv(timeout=WAIT) == text
+        if compression is None:
+            assert names == [()]
+            assert counts["up"] > len(text) and counts["down"] > len(text)
+        else:
+            assert names == [("permessage-deflate",)]
+            # Up: one message compressed, one sent as it is; down: both echoes compressed.
+            assert len(text) < counts["up"] < len(text) + 10_000
+            assert counts["down"] < 10_000
+
+
+# -- threads ----------------------------------------------------------------------------------------
+
+
+def test_sends_from_several_threads_are_never_interleaved() -> None:
+    senders, per_sender = 8, 100
+    with sync_server(versions=(13,)) as server, hybi.sync.connect(url_of(server)) as ws:
+        start = threading.Barrier(senders, timeout=WAIT)
+        failures: list[BaseException] = []
+
+        def sender(number: int) -> None:
+            try:
+                start.wait()
+                for index in range(per_sender):
+                    size = 70_000 if index % 10 == 3 else index
+                    if number % 2:
+                        ws.send(f"{number}:{index}:" + chr(97 + number) * size)
+                    else:
+                        ws.send(bytes([number, index]) + bytes([number]) * size)
+            except BaseException as error:
+                failures.append(error)
+
+        threads = [threading.Thread(target=sender, args=(n,)) for n in range(senders)]
+        for thread in threads:
+            thread.start()
+        received = [ws.recv(timeout=WAIT) for _ in range(senders * per_sender)]
+        for thread in threads:
+            thread.join(WAIT)
+        assert not failures
+        order: dict[int, list[int]] = {n: [] for n in range(senders)}
+        for message in received:
+            if isinstance(message, str):
+                number_text, index_text, filler = message.split(":", 2)
+                number, index = int(number_text), int(index_text)
+                assert filler == chr(97 + number) * len(filler)
+            else:
+                number, index, filler_bytes = message[0], message[1], message[2:]
+                assert filler_bytes == bytes([number]) * len(filler_bytes)
+                filler = filler_bytes.decode()
+            assert len(filler) == (70_000 if index % 10 == 3 else index)
+            order[number].append(index)
+        assert order == {n: list(range(per_sender)) for n in range(senders)}
+
+
+def test_a_second_concurrent_recv_is_refused() -> None:
+    with sync_server() as server, hybi.sync.connect(url_of(server)) as ws:
+        got: queue.Queue[object] = queue.Queue()
+        first = threading.Thread(target=lambda: got.put(ws.recv(timeout=WAIT)))
+        first.start()
+        deadline = time.monotonic() + WAIT
+        while not ws._receiving and time.monotonic() < deadline:
+            time.sleep(0.001)
+        with pytest.raises(RuntimeError, match="another thread is already waiting in recv"):
+            ws.recv()
+        ws.send("x")
+        assert got.get(timeout=WAIT) == "x"
+        first.join(WAIT)
+
+
+def test_recv_timeout() -> None:
+    with sync_server() as server, hybi.sync.connect(url_of(server)) as ws:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            ws.recv(timeout=0.05)
+        assert 0.05 <= time.monotonic() - started < WAIT
+        ws.send("still fine")
+        assert ws.recv(timeout=WAIT) == "still fine"
+
+
+def test_fragmented_send() -> None:
+    with sync_server() as server, hybi.sync.connect(url_of(server)) as ws:
+        ws.send(["Hel", "lo"])
+        assert ws.recv(timeout=WAIT) == "Hello"
+        ws.send(iter([b"a", b"b", b"c"]))
+        assert ws.recv(timeout=WAIT) == b"abc"
+        with pytest.raises(TypeError, match="mixes"):
+            ws.send(["a", b"b"])
+        with pytest.raises(TypeError, match="dict"):
+            ws.send({"a": 1})  # a dict is iterable: refused by name rather than sent as its keys
+
+
+def test_fragmented_send_that_fails_closes_with_1011() -> None:
+    with sync_server() as server, hybi.sync.connect(url_of(server)) as ws:
+
+        def fragments() -> Iterator[str]:
+            yield "a"
+            yield "b"
+            raise RuntimeError("the source failed")
+
+        with pytest.raises(RuntimeError, match="source failed"):
+            ws.send(fragments())
+        with pytest.raises(hybi.ConnectionClosedError) as caught:
+            ws.recv(timeout=WAIT)
+        assert caught.value.sent_code == 1011
+
+
+def test_ping_resolves_with_the_pong() -> None:
+    with sync_server() as server, hybi.sync.connect(url_of(server)) as ws:
+        assert 0 <= ws.ping("marker").wait(WAIT) < WAIT
+        first, second = ws.ping(), ws.ping()
+        second.wait(WAIT)
+        assert first.done()  # a pong answers every earlier ping too
+
+
+def test_keepalive_pings_measure_latency() -> None:
+    with (
+        sync_server() as server,
+        hybi.sync.connect(url_of(server), ping_interval=0.05, ping_timeout=WAIT) as ws,
+    ):
+        deadline = time.monotonic() + WAIT
+        while ws.latency is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ws.latency is not None and 0 <= ws.latency < WAIT
+        ws.send("still here")
+        assert ws.recv(timeout=WAIT) == "still here"
+
+
+@contextmanager
+def deaf_server(*, read: bool = True) -> Iterator[str]:
+    """Completes a version 13 handshake, then never answers anything; with `read=False` it
+    does not even read, so that what the client writes piles up."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(WAIT)
+    done = threading.Event()
+
+    def serve() -> None:
+        sock, _ = listener.accept()
+        with sock:
+            sock.settimeout(WAIT)
+            handshake = ServerHandshake()
+            request = handshake.receive_data(read_head(sock))
+            assert request is not None
+            reply, _ = handshake.accept(request, handshake.negotiate(request))
+            sock.sendall(reply)
+            if read:
+                read_to_end(sock)  # never answers a ping, nor the close frame
+            else:
+                done.wait(WAIT)
+
+    thread = threading.Thread(target=serve, name="test-deaf-server")
+    thread.start()
+    try:
+        yield f"ws://127.0.0.1:{listener.getsockname()[1]}/"
+    finally:
+        done.set()
+        thread.join(WAIT)
+        listener.close()
+
+
+def test_keepalive_closes_with_1011_when_pongs_stop() -> None:
+    with deaf_server() as url:
+        ws = hybi.sync.connect(url, ping_interval=0.05, ping_timeout=0.1, close_timeout=0.2)
+        with pytest.raises(hybi.ConnectionClosedError) as caught:
+            ws.recv(timeout=WAIT)
+        assert caught.value.sent_code == 1011
+        assert "no pong within 0.1 s" in str(caught.value)
+
+
+# -- closing ----------------------------------------------------------------------------------------
+
+
+def test_close_is_bounded_when_the_peer_never_answers() -> None:
+    with deaf_server() as url:
+        ws = hybi.sync.connect(url, close_timeout=0.2)
+        started = time.monotonic()
+        ws.close()
+        assert time.monotonic() - started < WAIT
+        assert ws.close_code == 1006
+        with pytest.raises(hybi.ConnectionClosedError, match=r"no close frame within 0\.2 s"):
+            ws.recv(timeout=WAIT)
+
+
+def test_a_send_held_back_by_a_peer_that_never_reads_ends_with_the_connection() -> None:
+    with deaf_server(read=False) as url:
+        ws = hybi.sync.connect(url, close_timeout=0.2, compression=None)
+        ended: queue.Queue[BaseException] = queue.Queue()
+
+        def stream() -> None:
+            try:
+                while True:
+                    ws.send(bytes(65536))
+            except BaseException as error:
+                ended.put(error)
+
+        sender = threading.Thread(target=stream)
+        sender.start()
+        deadline = time.monotonic() + WAIT
+        while ws._outbuf_size <= _HIGH_WATER and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ws._outbuf_size > _HIGH_WATER and ended.empty()  # the sender waits: the kernel's buffers are full
+        ws.close()  # the close frame cannot go out either: the core drops TCP after close_timeout
+        # Its next send finds the connection closing (InvalidState, as in hybi.aio) or closed.
+        assert isinstance(ended.get(timeout=WAIT), (hybi.InvalidState, hybi.ConnectionClosedError))
+        assert ws.close_code == 1006
+        sender.join(WAIT)
+
+
+def test_close_codes_both_ways() -> None:
+    closed: queue.Queue[tuple[int | None, str | None]] = queue.Queue()
+
+    def handler(ws: hybi.sync.ServerConnection) -> None:
+        try:
+            for message in ws:
+                if message == "close-me":
+                    ws.close(4001, "server-bye")
+        except hybi.ConnectionClosedError:  # 4000 and 4001 are not normal closures
+            pass
+        closed.put((ws.close_code, ws.close_reason))
+
+    with sync_server(handler) as server:
+        with hybi.sync.connect(url_of(server)) as ws:
+            ws.close(4000, "client-bye")
+            assert ws.close_code == 4000  # the server echoes the code
+        assert closed.get(timeout=WAIT) == (4000, "client-bye")
+
+        with hybi.sync.connect(url_of(server)) as ws:
+            ws.send("close-me")
+            with pytest.raises(hybi.ConnectionClosedError) as caught:
+                ws.recv(timeout=WAIT)
+            assert (caught.value.code, caught.value.reason) == (4001, "server-bye")
+        assert closed.get(timeout=WAIT) == (4001, "")  # the client echoed the code alone
+
+
+def test_normal_close_ends_iteration() -> None:
+    def handler(ws: hybi.sync.ServerConnection) -> None:
+        ws.send("one")
+        ws.send("two")
+
+    with sync_server(handler) as server, hybi.sync.connect(url_of(server)) as ws:
+        assert list(ws) == ["one", "two"]
+        assert ws.close_code == 1000
+        with pytest.raises(hybi.ConnectionClosedOK):
+            ws.send("late")
+
+
+def test_handler_error_closes_with_1011(caplog: pytest.LogCaptureFixture) -> None:
+    def handler(ws: hybi.sync.ServerConnection) -> None:
+        raise RuntimeError("boom")
+
+    with (
+        caplog.at_level(logging.ERROR, "hybi"),
+        sync_server(handler) as server,
+        hybi.sync.connect(url_of(server)) as ws,
+    ):
+        with pytest.raises(hybi.ConnectionClosedError) as caught:
+            ws.recv(timeout=WAIT)
+        assert caught.value.code == 1011
+    records = [record for record in caplog.records if record.getMessage() == "connection handler failed"]
+    assert len(records) == 1 and records[0].exc_info is not None
+    assert "boom" in str(records[0].exc_info[1])
+
+
+def test_shutdown_closes_every_connection_with_1001() -> None:
+    server = hybi.sync.serve(echo, "127.0.0.1", 0, versions="all", close_timeout=2)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    clients = [hybi.sync.connect(url_of(server), versions=[v]) for v in ("13", "8", "7", "6")]
+    half = socket.create_connection(("127.0.0.1", server.port), timeout=WAIT)
+    half.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # a handshake under way
+    try:
+        for ws in clients:
+            ws.send("hello")
+            assert ws.recv(timeout=WAIT) == "hello"
+        deadline = time.monotonic() + WAIT
+        while len(server._live) < len(clients) + 1 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the half handshake is accepted, not left in the listening backlog
+        assert len(server._live) == len(clients) + 1 and len(server.connections) == len(clients)
+        started = time.monotonic()
+        assert server.shutdown(timeout=WAIT)
+        assert time.monotonic() - started < 2 * 2 + 1  # what the core allows, at most
+        for ws in clients:
+            with pytest.raises(hybi.ConnectionClosedOK) as caught:
+                ws.recv(timeout=WAIT)
+            assert (caught.value.code, caught.value.reason) == (1001, "server shutting down")
+        assert dropped(half)
+        thread.join(WAIT)
+        assert not thread.is_alive()
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", server.port), timeout=WAIT).close()
+    finally:
+        half.close()
+        for ws in clients:
+            ws.close()
+
+
+def test_server_connections_holds_only_open_connections() -> None:
+    with sync_server() as server:
+        half = socket.create_connection(("127.0.0.1", server.port), timeout=WAIT)
+        with half:
+            half.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # a handshake that is not finished
+            with hybi.sync.connect(url_of(server)) as ws:
+                ws.send("hi")
+                assert ws.recv(timeout=WAIT) == "hi"
+                assert len(server.connections) == 1
+                assert all(c.state is State.OPEN for c in server.connections)
+            deadline = time.monotonic() + WAIT
+            while server.connections and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert not server.connections
+
+
+def test_message_too_big_closes_with_1009() -> None:
+    with sync_server(max_size=1000) as server, hybi.sync.connect(url_of(server)) as ws:
+        ws.send(bytes(1000))
+        assert ws.recv(timeout=WAIT) == bytes(1000)
+        ws.send(bytes(1001))
+        with pytest.raises(hybi.ConnectionClosedError) as caught:
+            ws.recv(timeout=WAIT)
+        assert caught.value.code == 1009
+
+
+def test_echo_of_a_message_before_a_bad_frame_goes_out_before_the_close() -> None:
+    """A message and a bad frame in one read: the handler's echo still reaches the client,
+    then the close frame with 1002 (section 7.1.7, with the answers first)."""
+    with sync_server() as server, raw_client(server.port) as sock:
+        sock.sendall(raw_frame(0x81, b"Hello") + raw_frame(0xA1, b"bad") + raw_frame(0x89, b""))
+        reply = read_to_end(sock)
+        assert reply[:7] == b"\x81\x05Hello"
+        assert reply[7:8] == b"\x88" and int.from_bytes(reply[9:11], "big") == 1002
+
+
+def test_half_handshake_times_out() -> None:
+    with (
+        sync_server(open_timeout=0.2) as server,
+        socket.create_connection(("127.0.0.1", server.port), timeout=WAIT) as sock,
+    ):
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        assert read_to_end(sock) == b""  # dropped, not kept forever
+
+
+def test_open_timeout_bounds_the_opening() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))  # accepts TCP (backlog), never answers
+    with listener:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            hybi.sync.connect(f"ws://127.0.0.1:{listener.getsockname()[1]}/", open_timeout=0.2)
+        assert time.monotonic() - started < WAIT
+
+
+def test_a_refused_connection_raises_oserror() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    listener.close()
+    with pytest.raises(ConnectionRefusedError):
+        hybi.sync.connect(f"ws://127.0.0.1:{port}/")
+
+
+# -- the handshake hooks ---------------------------------------------------------------------------
+
+
+def test_process_request_can_refuse_with_a_custom_response() -> None:
+    def auth(ws: hybi.sync.ServerConnection, request: hybi.Request) -> hybi.Response | None:
+        if request.headers.get("Authorization") != "Bearer ok":
+            return hybi.Response(401, "Unauthorized", hybi.Headers([("WWW-Authenticate", "Bearer")]), b"no\n")
+        return None
+
+    with sync_server(process_request=auth) as server:
+        with pytest.raises(hybi.InvalidStatus) as caught:
+            hybi.sync.connect(url_of(server))
+        assert caught.value.response.status == 401
+        assert caught.value.response.headers.get("WWW-Authenticate") == "Bearer"
+        with hybi.sync.connect(url_of(server), extra_headers=[("Authorization", "Bearer ok")]) as ws:
+            ws.send("in")
+            assert ws.recv(timeout=WAIT) == "in"
+
+
+def test_process_request_that_raises_answers_500(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(ws: hybi.sync.ServerConnection, request: hybi.Request) -> hybi.Response | None:
+        raise ValueError("hook bug")
+
+    with caplog.at_level(logging.ERROR, "hybi"), sync_server(process_request=broken) as server:
+        with pytest.raises(hybi.InvalidStatus) as caught:
+            hybi.sync.connect(url_of(server))
+        assert caught.value.response.status == 500
+    assert "process_request failed" in caplog.text
+
+
+def test_request_details_origin_and_subprotocols() -> None:
+    def handler(ws: hybi.sync.ServerConnection) -> None:
+        origin = ws.request.origin if ws.request else ""
+        ws.send(f"{ws.path} {ws.request_headers.get('X-Token')} {ws.subprotocol} {origin}")
+
+    def pick(ws: hybi.sync.ServerConnection, offered: object) -> str | None:
+        return "chat"
+
+    with sync_server(
+        handler, subprotocols=["superchat", "chat"], select_subprotocol=pick, origins=["http://a", "http://b"]
+    ) as server:
+        for version, origin in ((13, "http://a"), (8, "http://b")):
+            with hybi.sync.connect(
+                url_of(server, "/room?x=1"),
+                versions=[version],
+                subprotocols=["superchat", "chat"],
+                origin=origin,
+                extra_headers=[("X-Token", "secret")],
+            ) as ws:
+                assert ws.recv(timeout=WAIT) == f"/room?x=1 secret chat {origin}"
+                assert ws.subprotocol == "chat"
+                assert ws.response_headers.get("Sec-WebSocket-Protocol") == "chat"
+                assert ws.remote_address == ("127.0.0.1", server.port)
+        with pytest.raises(hybi.InvalidStatus) as caught:
+            hybi.sync.connect(url_of(server), origin="https://evil.example")
+        assert caught.value.response.status == 403
+
+
+# -- flow control ----------------------------------------------------------------------------------
+
+
+def test_a_client_that_does_not_read_holds_the_server_back() -> None:
+    """The server's unwritten bytes stay near the high-water mark and the client's queue
+    at max_queue: the sending handler waits instead of filling memory, and all it got to
+    send fits in the two kernel buffers between them."""
+    total, size, max_queue = 1000, 65536, 4
+    frame = size + 4 + 10  # the index, and a version 13 header
+    sent = [0]
+    connections: queue.Queue[hybi.sync.ServerConnection] = queue.Queue()
+
+    def flood(ws: hybi.sync.ServerConnection) -> None:
+        connections.put(ws)
+        for index in range(total):
+            ws.send(index.to_bytes(4, "big") + bytes(size))
+            sent[0] = index + 1
+        ws.wait_closed(WAIT)
+
+    with (
+        sync_server(flood, compression=None) as server,
+        hybi.sync.connect(url_of(server), compression=None, max_queue=max_queue) as ws,
+    ):
+        server_ws = connections.get(timeout=WAIT)
+        most_unwritten = most_queued = 0
+
+        def sample() -> None:
+            nonlocal most_unwritten, most_queued
+            most_unwritten = max(most_unwritten, server_ws._outbuf_size)
+            most_queued = max(most_queued, len(ws._messages))
+            time.sleep(0.01)
+
+        deadline = time.monotonic() + WAIT
+        while not ws._reading_paused and time.monotonic() < deadline:
+            sample()
+        assert ws._reading_paused  # max_queue messages wait: the client stopped reading
+        watch_until = time.monotonic() + 1.0
+        while time.monotonic() < watch_until:
+            sample()
+        kernel = server_ws._sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) + ws._sock.getsockopt(
+            socket.SOL_SOCKET, socket.SO_RCVBUF
+        )
+        # What left the handler: the kernel buffers, the server's unwritten bytes, and the
+        # client's queue, its message being read and the one its last read cut.
+        assert sent[0] * frame <= kernel + _HIGH_WATER + (max_queue + 4) * frame
+        assert most_unwritten <= _HIGH_WATER + 2 * frame
+        assert most_queued <= max_queue + 2  # one read holds at most two of these messages
+        for index in range(total):
+            message = ws.recv(timeout=WAIT)
+            assert isinstance(message, bytes) and int.from_bytes(message[:4], "big") == index
+        assert sent[0] == total
+
+
+def test_two_peers_that_both_stream_do_not_wait_for_each_other() -> None:
+    """A sender thread streams while the main thread reads the echoes: neither side stops
+    reading because its own writes wait."""
+    count, size = 400, 65536
+    with (
+        sync_server(compression=None, max_size=None) as server,
+        hybi.sync.connect(url_of(server), compression=None, max_size=None) as ws,
+    ):
+        errors: list[BaseException] = []
+
+        def stream() -> None:
+            try:
+                for index in range(count):
+                    ws.send(index.to_bytes(4, "big") + bytes(size))
+            except BaseException as error:
+                errors.append(error)
+
+        sender = threading.Thread(target=stream)
+        sender.start()
+        for index in range(count):
+            message = ws.recv(timeout=WAIT)
+            assert isinstance(message, bytes) and int.from_bytes(message[:4], "big") == index
+        sender.join(WAIT)
+        assert not errors
+
+
+# -- TLS --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    trustme = pytest.importorskip("trustme")
+    authority = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("localhost").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    authority.configure_trust(client_context)
+    return server_context, client_context
+
+
+def test_tls(tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
+    server_context, client_context = tls_contexts
+    with sync_server(ssl=server_context) as server:
+        secure = f"wss://localhost:{server.port}/"
+        with hybi.sync.connect(secure, host="127.0.0.1", ssl=client_context, versions="8,13") as ws:
+            assert isinstance(ws._sock, ssl.SSLSocket)
+            exchange(ws, "8")
+            ws.send(bytes(1_000_000))  # many TLS records each way
+            assert ws.recv(timeout=WAIT) == bytes(1_000_000)
+        assert ws.close_code == 1000
+        with pytest.raises(ssl.SSLCertVerificationError):
+            hybi.sync.connect(secure, host="127.0.0.1")  # the default context does not trust the test CA
+
+
+def test_tls_with_asyncio_peers(tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
+    server_context, client_context = tls_contexts
+    with in_loop(lambda: aio_server(ssl=server_context)) as url:
+        secure = url.replace("ws://127.0.0.1", "wss://localhost")
+        with hybi.sync.connect(secure, host="127.0.0.1", ssl=client_context) as ws:
+            exchange(ws, "13")
+        assert ws.close_code == 1000
+
+    async def main(url: str) -> None:
+        async with hybi.connect(url, host="127.0.0.1", ssl=client_context) as ws:
+            await ws.send("over TLS")
+            assert await ws.recv() == "over TLS"
+        assert ws.close_code == 1000
+
+    with sync_server(ssl=server_context) as server:
+        run(main(f"wss://localhost:{server.port}/"))
