@@ -404,7 +404,7 @@ class Connection(asyncio.Protocol):
 
     def _ensure_can_send(self) -> Protocol:
         protocol = self.protocol
-        if protocol.can_send:
+        if protocol.state is State.OPEN or protocol.can_send:
             return protocol
         if self._close_exc is not None:
             raise self._close_exc
@@ -428,7 +428,9 @@ class Connection(asyncio.Protocol):
         """
         while self._fragmented_send is not None:
             await asyncio.shield(self._fragmented_send)
-        protocol = self._ensure_can_send()
+        protocol = self.protocol
+        if protocol.state is not State.OPEN:
+            protocol = self._ensure_can_send()
         if self._debug and isinstance(message, str | bytes):
             self.logger.debug("> %s", preview(message))
         if isinstance(message, str):
@@ -442,7 +444,8 @@ class Connection(asyncio.Protocol):
             return
         else:
             raise TypeError(f"cannot send {type(message).__name__}: use str or bytes")
-        await self._after_send(len(message))
+        if self._note_sent(len(message)):
+            await self._drain()
 
     async def _send_fragmented(self, message: Iterable[Data] | AsyncIterable[Data], compress: bool) -> None:
         fragments = message.__aiter__() if isinstance(message, AsyncIterable) else _as_async(message)
@@ -482,15 +485,19 @@ class Connection(asyncio.Protocol):
         else:
             protocol.send_binary(fragment, fin=fin, compress=compress)
 
-    async def _after_send(self, size: int) -> None:
-        """Flush now if a lot is queued, else at the end of this turn; wait while paused."""
+    def _note_sent(self, size: int) -> bool:
+        """Flush now if a lot is queued, else at the end of this turn; True when the sender
+        must wait for the transport to drain."""
         self._queued += 1
         self._queued_bytes += size
         if self._queued >= _FLUSH_AFTER_SENDS or self._queued_bytes >= _FLUSH_AFTER_BYTES:
             self._flush()
-        else:
-            self._schedule_flush()
-        if self._writing_paused:
+        elif self._flush_handle is None:
+            self._flush_handle = self.loop.call_soon(self._flush)
+        return self._writing_paused
+
+    async def _after_send(self, size: int) -> None:
+        if self._note_sent(size):
             await self._drain()
 
     async def _drain(self) -> None:

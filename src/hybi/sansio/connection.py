@@ -488,10 +488,16 @@ class Connection:
         self._out.append(self._codec.encode(opcode, payload, fin, rsv))
 
     def _send_data(self, opcode: int, payload: bytes, fin: bool, compress: bool) -> None:
-        self._check_can_send("a message")
+        if self.state is not State.OPEN:
+            self._check_can_send("a message")
         codec = self._codec
-        assert codec is not None and self.dialect is not None
+        assert codec is not None
+        if fin and not self._sending_fragmented and opcode != OP_CONTINUATION and not self.extensions:
+            # The common case, written out: a whole message, no extension (a call less each).
+            self._out.append(codec.encode(opcode, payload))
+            return
         if not fin and not codec.fragments:
+            assert self.dialect is not None
             raise UnsupportedFeature(f"{self.dialect.name} has no fragmented messages")
         if opcode == OP_CONTINUATION:
             if not self._sending_fragmented:

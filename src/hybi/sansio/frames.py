@@ -21,6 +21,8 @@ __all__ = [
     "OP_TEXT",
     "apply_mask",
     "build_frame",
+    "masked_frame",
+    "unmasked_frame",
 ]
 
 
@@ -50,22 +52,35 @@ def apply_mask(data: bytes | bytearray | memoryview, key: bytes) -> bytes:
     return value.to_bytes(length, "little")
 
 
-def build_frame(opcode: int, payload: bytes, *, fin: bool = True, mask: bool = False, rsv: int = 0) -> bytes:
+def build_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0, *, mask: bool = False) -> bytes:
     """Serialize one frame, with the shortest length encoding (RFC 6455 section 5.2).
 
     Clients set `mask` (section 5.3 requires a fresh unpredictable key per frame); servers
     never do.
     """
+    return (masked_frame if mask else unmasked_frame)(opcode, payload, fin, rsv)
+
+
+def unmasked_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) -> bytes:
+    """A server's frame (section 5.1: never masked)."""
     length = len(payload)
     first = (0x80 if fin else 0) | rsv | opcode
-    mask_bit = 0x80 if mask else 0
     if length < 126:
-        header = bytes((first, mask_bit | length))
+        return bytes((first, length)) + payload
+    if length < 65536:
+        return _pack_16(first, 126, length) + payload
+    return _pack_64(first, 127, length) + payload
+
+
+def masked_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) -> bytes:
+    """A client's frame, masked with a fresh key from the system's CSPRNG (section 5.3)."""
+    length = len(payload)
+    first = (0x80 if fin else 0) | rsv | opcode
+    if length < 126:
+        header = bytes((first, 0x80 | length))
     elif length < 65536:
-        header = _pack_16(first, mask_bit | 126, length)
+        header = _pack_16(first, 0xFE, length)
     else:
-        header = _pack_64(first, mask_bit | 127, length)
-    if mask:
-        key = os.urandom(4)
-        return b"".join((header, key, apply_mask(payload, key)))  # one copy of the payload, not two
-    return header + payload
+        header = _pack_64(first, 0xFF, length)
+    key = os.urandom(4)
+    return b"".join((header, key, apply_mask(payload, key)))  # one copy of the payload, not two

@@ -12,11 +12,12 @@ header, or a control frame (125 bytes at most), waits here for the rest of its b
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from hybi.exceptions import ProtocolError
 from hybi.sansio.events import Role
-from hybi.sansio.frames import OP_BINARY, OP_PONG, apply_mask, build_frame
+from hybi.sansio.frames import OP_BINARY, OP_PONG, apply_mask, masked_frame, unmasked_frame
 from hybi.sansio.framing import FrameSink
 from hybi.sansio.framing._stream import PayloadStream
 
@@ -32,17 +33,16 @@ class RFC6455Codec(PayloadStream):
     fragments: ClassVar[bool] = True
     rsv_bits: ClassVar[int] = 0x70
 
-    __slots__ = ("_expect_mask", "_mask_outgoing", "_minimal_lengths")
+    __slots__ = ("_expect_mask", "_minimal_lengths", "encode")
 
     def __init__(self, role: Role, *, minimal_lengths: bool = True) -> None:
         super().__init__()
         # Section 5.1: clients mask every frame; servers never do.
-        self._mask_outgoing = role is Role.CLIENT
+        self.encode: Callable[..., bytes] = masked_frame if role is Role.CLIENT else unmasked_frame
+        """encode(opcode, payload, fin=True, rsv=0): the frame builder itself, called straight
+        from the send path (a method around it would cost a call per message)."""
         self._expect_mask = 0x80 if role is Role.SERVER else 0
         self._minimal_lengths = minimal_lengths
-
-    def encode(self, opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) -> bytes:
-        return build_frame(opcode, payload, fin=fin, mask=self._mask_outgoing, rsv=rsv)
 
     def _parse(self, data: bytes, sink: FrameSink) -> None:
         end = len(data)
