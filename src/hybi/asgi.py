@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 from urllib.parse import quote, unquote
 
 from hybi.exceptions import HandshakeRejected
-from hybi.sansio.connection import DEFAULT_MAX_FRAGMENTS, Options, ServerConnection
+from hybi.sansio.connection import Options, ServerConnection
 from hybi.sansio.deflate import CompressionSetting, server_factories
 from hybi.sansio.dialects import DEFAULT_VERSIONS, Dialect, VersionSpec, resolve_versions
 from hybi.sansio.events import (
@@ -173,7 +173,6 @@ class UvicornWebSocketProtocol(asyncio.Protocol):
         ping_interval = config.ws_ping_interval if config.ws_ping_interval and config.ws_ping_interval > 0 else None
         options = Options(
             max_size=config.ws_max_size,
-            max_fragments=DEFAULT_MAX_FRAGMENTS,
             open_timeout=self.open_timeout,
             close_timeout=self.close_timeout,
             ping_interval=ping_interval,
@@ -197,7 +196,7 @@ class UvicornWebSocketProtocol(asyncio.Protocol):
         self._receive_waiter: asyncio.Future[None] | None = None
         self._disconnect: Message | None = None
         self._disconnected = False  # the transport is gone
-        self._app_closed = False  # the application sent websocket.close (or its own answer)
+        self._app_closed = False  # the application sent websocket.close, its own answer, or returned
         self._opened: asyncio.Future[None] = self.loop.create_future()
         self._denial: tuple[int, list[tuple[str, str]], list[bytes]] | None = None
         self._reading_paused = False
@@ -226,6 +225,8 @@ class UvicornWebSocketProtocol(asyncio.Protocol):
             if previous is not self:
                 self._may_lose_bytes = not _keeps_unread_bytes(previous)
                 data += _unread_bytes(previous)
+            is_reading = getattr(self.transport, "is_reading", None)
+            self._reading_paused = callable(is_reading) and not is_reading()
         self._process(self.conn.receive_data(data, now=self.loop.time()))
 
     def eof_received(self) -> bool | None:
@@ -266,7 +267,6 @@ class UvicornWebSocketProtocol(asyncio.Protocol):
             self._process(self.conn.reject(answer, now=self.loop.time()))
         elif self._phase in (_ACCEPTING, _OPEN):
             self._queue_disconnect(1012, "")
-            self._app_closed = True
             self.conn.close(1012, now=self.loop.time())
             self._update_reading()
             self._flush()
@@ -346,8 +346,8 @@ class UvicornWebSocketProtocol(asyncio.Protocol):
     # -- receiving -------------------------------------------------------------------------
 
     def _queue_message(self, message: Message) -> None:
-        if self._app_closed or self._disconnect is not None:
-            return  # the application said it is done with this connection
+        if self._disconnect is not None:
+            return  # the connection is closing: the application has been told, or said so
         self._incoming.append(message)
         self._wake_receiver()
         self._update_reading()
@@ -384,11 +384,11 @@ class UvicornWebSocketProtocol(asyncio.Protocol):
     def _update_reading(self) -> None:
         """Read while the application takes what comes: not while it decides, nor while
         writing is paused, nor while max_queue messages wait for it (until half are taken);
-        once it has closed, read on for the peer's close frame."""
+        once the connection is closing, read on for the peer's close frame."""
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        backlog = 0 if self._app_closed else len(self._incoming)
+        backlog = 0 if self._disconnect is not None else len(self._incoming)
         limit = self.max_queue // 2 + 1 if self._reading_paused else self.max_queue
         pause = self._phase == _DECIDING or self._writing_paused or backlog >= limit
         if pause != self._reading_paused:
@@ -690,8 +690,8 @@ class UvicornHTTPProtocol(asyncio.Protocol):
             start = stop
             current = transport.get_protocol()
             if current is not self:  # upgraded: the rest of this read is the new protocol's
-                if start < len(data) and isinstance(current, asyncio.Protocol):
-                    current.data_received(data[start:])
+                if start < len(data):
+                    cast(asyncio.Protocol, current).data_received(data[start:])
                 return
         self._tail = (self._tail + data)[-3:]
 
