@@ -125,6 +125,8 @@ async def raw(
         return
     path = scope["path"]
     assert (await receive())["type"] == "websocket.connect"
+    if path.endswith("/no-decision"):
+        return  # neither accepts nor refuses: the server answers 500
     seen: list[str] = []
 
     async def attempt(message: Message) -> None:

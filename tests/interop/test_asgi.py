@@ -345,8 +345,12 @@ def test_asgi_error_rules(server: Uvicorn) -> None:
             with pytest.raises(hybi.ConnectionClosedError) as caught:
                 await ws.recv()
             assert (caught.value.code, caught.value.reason) == (4004, "checked")
+        with pytest.raises(hybi.InvalidStatus) as refused:
+            await hybi.connect(server.url("/raw/no-decision"), versions=["13"])
+        assert refused.value.response.status == 500
 
     run(main())
+    assert "ASGI callable returned without completing handshake." in server.log
     assert server.entry("/raw/after-close")["seen"] == [
         "websocket.accept: ok",
         "websocket.close: ok",
