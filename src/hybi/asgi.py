@@ -261,6 +261,7 @@ class UvicornWebSocketProtocol(asyncio.Protocol):
     def shutdown(self) -> None:
         """uvicorn is stopping or reloading: close with 1012 (Service Restart)."""
         if self._phase == _DECIDING:
+            self.logger.info('%s - "WebSocket %s" 503 (shutting down)', self._client(), self._path())
             answer = Response(503, "Service Unavailable", Headers([("Content-Length", "0"), ("Connection", "close")]))
             self._phase = _DONE
             self._queue_disconnect(1012, "")
@@ -435,6 +436,8 @@ class UvicornWebSocketProtocol(asyncio.Protocol):
                 self._close(message)
             else:
                 raise RuntimeError(f"Expected ASGI message 'websocket.send' or 'websocket.close', but got {kind!r}.")
+        elif not self._app_closed:  # the server answered or closed by itself (shutdown, timeout)
+            raise ClientDisconnected(f"cannot send {kind!r}: the server has closed the connection")
         else:
             raise RuntimeError(f"Unexpected ASGI message {kind!r}, after sending 'websocket.close' or a response.")
 

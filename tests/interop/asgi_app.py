@@ -127,6 +127,10 @@ async def raw(
     assert (await receive())["type"] == "websocket.connect"
     if path.endswith("/no-decision"):
         return  # neither accepts nor refuses: the server answers 500
+    if path.endswith("/undecided"):
+        LOG.append({"tag": path, "seen": ["deciding"]})
+        await receive()  # still deciding when uvicorn shuts down: the server answers 503
+        return
     seen: list[str] = []
 
     async def attempt(message: Message) -> None:

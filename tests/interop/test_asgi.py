@@ -509,7 +509,7 @@ async def keepalive_ping(server: Uvicorn) -> bool:
 
 def test_shutdown_closes_with_1012() -> None:
     """uvicorn stopping (SIGTERM) closes open connections with 1012, without a code where
-    the version has none, and exits 0."""
+    the version has none, answers 503 to a request the app has not decided on, and exits."""
 
     async def main(server: Uvicorn) -> tuple[Any, ...]:
         modern = await hybi.connect(server.url("/echo"), versions=["13"])
@@ -517,11 +517,15 @@ def test_shutdown_closes_with_1012() -> None:
         for ws in (modern, hixie):
             await ws.send("ready")
             assert await ws.recv() == "ready"
+        undecided = asyncio.ensure_future(hybi.connect(server.url("/raw/undecided"), versions=["13"]))
+        await asyncio.to_thread(server.entry, "/raw/undecided")  # the app has the request
         returncode = await asyncio.to_thread(server.stop)
         for ws in (modern, hixie):
             with contextlib.suppress(hybi.ConnectionClosed):
                 await ws.recv()
-        return returncode, modern.close_code, hixie.close_code
+        with pytest.raises(hybi.InvalidStatus) as refused:
+            await undecided
+        return returncode, modern.close_code, hixie.close_code, refused.value.response.status
 
     with uvicorn_server("--http", "h11") as server:
-        assert run(main(server), timeout=60) == (0, 1012, 1005)
+        assert run(main(server), timeout=60) == (0, 1012, 1005, 503)
