@@ -99,6 +99,16 @@ class Uvicorn:
     def log(self) -> str:
         return "".join(self._log)
 
+    def logged(self, text: str) -> bool:
+        """Whether uvicorn has logged `text`, waiting (10 s at most) for the line to be read:
+        it was written before the client saw its effect, but is read by another thread."""
+        deadline = time.monotonic() + 10
+        while text not in self.log:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
     def url(self, path: str) -> str:
         return f"ws://127.0.0.1:{self.port}{path}"
 
@@ -282,8 +292,8 @@ def test_query_parameter_denial(server: Uvicorn, version: str) -> None:
                 await ws.recv()
 
     run(main())
-    assert '"WebSocket /guarded?token=wrong" 401' in server.log
-    assert '"WebSocket /guarded?token=close" 403' in server.log
+    assert server.logged('"WebSocket /guarded?token=wrong" 401')
+    assert server.logged('"WebSocket /guarded?token=close" 403')
 
 
 # -- what the app sends where the version lacks it ------------------------------------------
@@ -325,7 +335,7 @@ def test_app_that_raises(server: Uvicorn, version: str) -> None:
         return ws.close_code
 
     assert run(main()) == (1011 if version == "13" else 1005)
-    assert "Exception in ASGI application" in server.log
+    assert server.logged("Exception in ASGI application")
 
 
 # -- the ASGI spec's error rules ---------------------------------------------------------------
@@ -350,7 +360,7 @@ def test_asgi_error_rules(server: Uvicorn) -> None:
         assert refused.value.response.status == 500
 
     run(main())
-    assert "ASGI callable returned without completing handshake." in server.log
+    assert server.logged("ASGI callable returned without completing handshake.")
     assert server.entry("/raw/after-close")["seen"] == [
         "websocket.accept: ok",
         "websocket.close: ok",
