@@ -140,3 +140,8 @@ def test_request_version_must_be_ascii(head: bytes, status: int) -> None:
 def test_status_line_must_be_ascii(line: bytes) -> None:
     with pytest.raises(InvalidHTTP, match="malformed status line"):
         parse_response_head(line + b"\r\n\r\n")
+
+
+def test_a_tls_client_hello_is_refused_at_once() -> None:
+    with pytest.raises(InvalidHTTP, match="not an HTTP request"):
+        parse_request_head(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")

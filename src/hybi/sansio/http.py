@@ -250,6 +250,10 @@ def parse_request_head(
     complete yet. Raises InvalidHTTP (carrying the status to answer) when it is malformed.
     `searched`: how many bytes an earlier call already looked at without finding the end.
     """
+    if buffer[:1] and buffer[0] not in _TOKEN_CHARS:
+        # Not even a method's first letter: a TLS ClientHello (0x16) sent to a plain server,
+        # or noise. Said at once rather than after waiting for a head that will never end.
+        raise InvalidHTTP(f"not an HTTP request (it starts with {bytes(buffer[:4])!r}): TLS to a plain server?")
     end = _find_head_end(buffer, limits, searched)
     if end < 0:
         return None
