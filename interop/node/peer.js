@@ -16,6 +16,7 @@
 //   --deflate                 permessage-deflate on, every message compressed (threshold 0)
 //                             (ws's client offers it by default, its server does not)
 //   --deflate=no-context      the same, asking for server_ and client_no_context_takeover
+//   --deflate=window-8        the same, asking for windows of 2**8 both ways
 //   --fragment                send every message (the server: every echo) in three frames
 //   --noise                   the client adds incompressible binary messages to its plan
 //   --stream=N                the client sends N small messages made mostly of words sent
@@ -119,6 +120,9 @@ function deflateOptions(isServer) {
   if (!options.deflate) return !isServer;
   const settings = { threshold: 0 };
   if (options.deflate === "no-context") Object.assign(settings, { serverNoContextTakeover: true, clientNoContextTakeover: true });
+  // Node deflates with 9 when asked for 8 (zlib cannot deflate within 2**8), which never
+  // reaches back further than 2**8 - 6 bytes.
+  if (options.deflate === "window-8") Object.assign(settings, { serverMaxWindowBits: 8, clientMaxWindowBits: 8 });
   return settings;
 }
 

@@ -412,3 +412,49 @@ def test_uncompressed_messages_between_compressed_ones_with_ws(monkeypatch: pyte
     assert result["event"] == "done" and result["mismatches"] == [], result
     assert result["echoed"] == len(plan)
     assert frames_of(ws).sent_messages == [compress(index) for index in range(len(plan))]
+
+
+def test_window_bits_8_with_ws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ws asking for 2**8 windows both ways, as server and as client. zlib cannot deflate
+    within 2**8: both sides deflate with 2**9, which never refers back more than 250 bytes,
+    and inflate with 2**8. Every message and a 3000-message stream come back intact."""
+    install_probe(monkeypatch)
+    plan = messages() + [stream_message(index) for index in range(STREAM_LENGTH)]
+
+    async def client(url: str) -> hybi.ClientConnection:
+        async with hybi.connect(url, max_size=None) as ws:
+            assert ws.response_headers.get("Sec-WebSocket-Extensions") == (
+                "permessage-deflate; client_max_window_bits=8; server_max_window_bits=8"
+            )
+            for message in plan:
+                await ws.send(message)
+                assert await ws.recv() == message
+        return ws
+
+    with node_server("ws", "--deflate=window-8") as (url, peer):
+        ws = run(client(url), timeout=90)
+    assert_all_compressed(frames_of(ws), received=len(plan), sent=len(plan))
+    assert peer.events[0]["messages"] == len(plan)
+
+    async def server() -> tuple[list[dict[str, Any]], list[hybi.ServerConnection]]:
+        connections: list[hybi.ServerConnection] = []
+
+        async def handler(ws: hybi.ServerConnection) -> None:
+            connections.append(ws)
+            async for message in ws:
+                await ws.send(message)
+
+        async with hybi.serve(handler, "127.0.0.1", 0, max_size=None) as server:
+            url = f"ws://127.0.0.1:{server.port}/"
+            results = [
+                await asyncio.to_thread(run_node_client, "ws", url, 13, False, ["--deflate=window-8", *options])
+                for options in (["--noise"], [f"--stream={STREAM_LENGTH}"])
+            ]
+        return results, connections
+
+    results, connections = run(server(), timeout=90)
+    for result, ws in zip(results, connections, strict=True):
+        assert result["event"] == "done" and result["mismatches"] == [], result
+        assert result["offer"] == "permessage-deflate; server_max_window_bits=8; client_max_window_bits=8"
+        assert result["answer"] == "permessage-deflate; server_max_window_bits=8; client_max_window_bits=8"
+        assert_all_compressed(frames_of(ws), received=result["total"], sent=result["total"])
