@@ -1,6 +1,7 @@
 // Headless Chromium (Debian's package, driven by playwright-core) uses the page that
 // `hybi serve` returns at / : it waits for the page to connect, types messages, and checks
-// that each echo appears. Prints one JSON line; exits 0 when every echo came back.
+// that each echo appears. Prints one JSON line, with the page's WebSocket `extensions` (what
+// Chromium agreed to); exits 0 when every echo came back.
 //
 //   node browser.js http://127.0.0.1:PORT/ [screenshot.png]
 "use strict";
@@ -8,7 +9,18 @@
 const { chromium } = require("playwright-core");
 
 const [, , url, screenshot] = process.argv;
-const MESSAGES = ["hello from chromium", "ünïcödé ✓", "x".repeat(70000)];
+// Two large ones: 70 KB that compress to almost nothing, and 120 KB of printable ASCII from a
+// linear congruential generator that compress to some 70 KB, a frame with a 64-bit length.
+function noiseText(size) {
+  const characters = [];
+  let state = size;
+  for (let i = 0; i < size; i++) {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    characters.push(String.fromCharCode(33 + ((state >>> 24) % 94)));
+  }
+  return characters.join("");
+}
+const MESSAGES = ["hello from chromium", "ünïcödé ✓", "x".repeat(70000), noiseText(120000)];
 
 (async () => {
   const browser = await chromium.launch({
@@ -18,12 +30,13 @@ const MESSAGES = ["hello from chromium", "ünïcödé ✓", "x".repeat(70000)];
       "--disable-background-networking", "--disable-component-update", "--disable-sync",
     ],
   });
-  const result = { event: "done", url, echoed: [], status: null, userAgent: null };
+  const result = { event: "done", url, echoed: [], status: null, userAgent: null, extensions: null };
   try {
     const page = await browser.newPage();
     result.userAgent = await page.evaluate(() => navigator.userAgent);
     await page.goto(url, { timeout: 15000 });
     await page.waitForFunction(() => document.getElementById("status").textContent.startsWith("connected"), null, { timeout: 15000 });
+    result.extensions = await page.evaluate(() => socket.extensions); // the page's WebSocket
     for (const message of MESSAGES) {
       await page.fill("#message", message);
       await page.press("#message", "Enter");

@@ -14,7 +14,7 @@ import shlex
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -171,16 +171,20 @@ def peer_process(args: list[str]) -> Iterator[PeerServer]:
 
 
 @contextmanager
-def node_server(library: str) -> Iterator[tuple[str, PeerServer]]:
-    """Run peer.js as an echo server; yield its URL. Closing its input stops it."""
+def node_server(library: str, *options: str) -> Iterator[tuple[str, PeerServer]]:
+    """Run peer.js as an echo server (with peer.js's `--options`); yield its URL. Closing
+    its input stops it."""
     node_library(library)
-    with peer_process(["node", str(PEER_JS), "server", library]) as peer:
+    with peer_process(["node", str(PEER_JS), "server", library, *options]) as peer:
         yield f"ws://127.0.0.1:{peer.ready['port']}/", peer
 
 
-def run_node_client(library: str, url: str, version: int, server_close: bool = False) -> dict[str, Any]:
+def run_node_client(
+    library: str, url: str, version: int, server_close: bool = False, options: Sequence[str] = ()
+) -> dict[str, Any]:
     node_library(library)
     args = ["node", str(PEER_JS), "client", library, url, str(version)] + (["server-close"] if server_close else [])
+    args += options
     result = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
     assert lines, f"node client printed nothing; stderr: {result.stderr}"
