@@ -22,6 +22,7 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any, cast
 
+from hybi._logging import ConnectionLogger, LoggedConnection, preview
 from hybi.exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, InvalidHandshake, InvalidState
 from hybi.sansio.connection import Connection as Protocol
 from hybi.sansio.dialects import Dialect
@@ -41,27 +42,6 @@ from hybi.sansio.http import Headers, Request, Response
 __all__ = ["Connection", "Data"]
 
 Data = str | bytes
-_PREVIEW = 60
-"""Characters of a payload shown in DEBUG records; the rest is elided."""
-
-
-class ConnectionLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """Puts the connection's id in front of every record, and in `record.connection_id`."""
-
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        assert self.extra is not None
-        kwargs.setdefault("extra", {}).update(self.extra)
-        return f"[{self.extra['connection_id']}] {msg}", kwargs
-
-
-def preview(message: Data) -> str:
-    """A message as a DEBUG record shows it: its kind, size and start."""
-    if isinstance(message, str):
-        shown = repr(message[:_PREVIEW])
-        return f"text [{len(message)}] {shown}{'…' if len(message) > _PREVIEW else ''}"
-    half = _PREVIEW // 2
-    return f"binary [{len(message)}] {message[:half].hex()}{'…' if len(message) > half else ''}"
-
 
 _FLUSH_AFTER_SENDS = 64
 _FLUSH_AFTER_BYTES = 1 << 16
@@ -70,7 +50,7 @@ at the end of the loop's turn: a sender that does not yield, or that sends large
 then hands its frames to the transport and waits while the transport pushes back."""
 
 
-class Connection(asyncio.Protocol):
+class Connection(LoggedConnection, asyncio.Protocol):
     """One WebSocket connection, during and after its opening handshake.
 
     Use `send`, `recv` or `async for`, `ping`, `close`. `version`, `subprotocol`,
@@ -109,20 +89,6 @@ class Connection(asyncio.Protocol):
         self._handshake_outcome: BaseException | bool = False  # True: opened; an error: failed
 
     # -- what the handshake agreed -------------------------------------------------------
-
-    @property
-    def id(self) -> uuid.UUID:
-        """A unique id, which every log record of this connection carries (made when first
-        needed: an idle connection that logs nothing does not pay for it)."""
-        if self._id is None:
-            self._id = uuid.uuid4()
-        return self._id
-
-    @property
-    def logger(self) -> ConnectionLogger:
-        if self._logger is None:
-            self._logger = ConnectionLogger(logging.getLogger(self.logger_name), {"connection_id": str(self.id)[:8]})
-        return self._logger
 
     @property
     def opened(self) -> asyncio.Future[None]:
@@ -313,20 +279,6 @@ class Connection(asyncio.Protocol):
         else:
             self._flush()
         self._arm_timer()
-
-    def _log_events(self, events: list[Event]) -> None:
-        for event in events:
-            if isinstance(event, str | bytes):
-                self.logger.debug("< %s", preview(event))
-            elif isinstance(event, Opened):
-                request, response = self.protocol.request, self.protocol.response
-                if request is not None:
-                    self.logger.debug("request: %s", request.serialize().decode("latin-1").strip())
-                if response is not None:
-                    self.logger.debug("response: %s", response.serialize().decode("latin-1").strip())
-                self.logger.debug("open, version %s", self.version)
-            else:
-                self.logger.debug("< %s", event)
 
     def _opened(self) -> None:
         if self._handshake_outcome is False:
