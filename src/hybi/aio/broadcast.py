@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from hybi._broadcast import queue_broadcast
 from hybi.aio.connection import Connection, Data
-from hybi.exceptions import HybiError
 
 __all__ = ["broadcast"]
 
@@ -23,23 +23,13 @@ def broadcast(connections: Iterable[Connection], message: Data) -> int:
     frames: dict[str, bytes] = {}
     skipped = 0
     for connection in connections:
-        protocol = connection.protocol
         transport = connection.transport
-        if not protocol.can_send or transport is None or transport.is_closing() or connection.writing_paused:
-            skipped += 1
-            continue
-        try:
-            if protocol.extensions or protocol.dialect is None:
-                if isinstance(message, str):
-                    protocol.send_text(message)
-                else:
-                    protocol.send_binary(message)
-            else:
-                frame = frames.get(protocol.dialect.name)
-                if frame is None:
-                    frame = frames[protocol.dialect.name] = protocol.encode_message(message)
-                protocol.send_encoded(frame)
-        except HybiError:
+        if (
+            transport is None
+            or transport.is_closing()
+            or connection.writing_paused
+            or not queue_broadcast(connection.protocol, message, frames)
+        ):
             skipped += 1
             continue
         connection.flush()

@@ -15,14 +15,15 @@ from collections.abc import AsyncIterator, Generator, Sequence
 from types import TracebackType
 from typing import Any
 
+from hybi._options import header_fields, one_of_the_header_options, tls_handshake_failed
 from hybi._version import __version__
 from hybi.aio.connection import Connection
-from hybi.exceptions import HandshakeAttempt, HandshakeError, InvalidHandshake
+from hybi.exceptions import HandshakeAttempt, HandshakeError
 from hybi.sansio.connection import DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_SIZE, Options
 from hybi.sansio.connection import ClientConnection as ClientProtocol
 from hybi.sansio.deflate import CompressionSetting, client_factories
 from hybi.sansio.dialects import DEFAULT_VERSIONS, Dialect, VersionSpec, resolve_versions
-from hybi.sansio.http import DEFAULT_LIMITS, HeadersLike, HTTPLimits, as_headers
+from hybi.sansio.http import DEFAULT_LIMITS, HeadersLike, HTTPLimits
 from hybi.sansio.negotiation import ClientNegotiation
 from hybi.sansio.reconnect import Backoff, retryable
 from hybi.sansio.uri import WebSocketURI, parse_uri
@@ -89,11 +90,9 @@ class connect:  # noqa: N801 - used like a function, as in `async with connect(.
         self.dialects = resolve_versions(versions)
         self.subprotocols = tuple(subprotocols)
         self.origin = origin
-        if additional_headers is not None and extra_headers is not None:
-            raise TypeError("give additional_headers or extra_headers (the same option), not both")
-        self.additional_headers = as_headers(additional_headers if additional_headers is not None else extra_headers)
-        if user_agent_header is not None and "User-Agent" not in self.additional_headers:
-            self.additional_headers.add("User-Agent", user_agent_header)
+        self.additional_headers = header_fields(
+            one_of_the_header_options(additional_headers, extra_headers), "User-Agent", user_agent_header
+        )
         self.ssl = ssl if ssl is not None else (ssl_module.create_default_context() if self.uri.secure else None)
         self.server_hostname = server_hostname
         self.host = host if host is not None else self.uri.host
@@ -142,10 +141,7 @@ class connect:  # noqa: N801 - used like a function, as in `async with connect(.
         except (ssl_module.SSLError, ConnectionResetError) as error:
             if self.ssl is None:
                 raise
-            raise InvalidHandshake(
-                f"TLS handshake with {self.host}:{self.port} failed ({getattr(error, 'reason', None) or error!r}): "
-                "is it a wss:// server? A plain ws:// server answers TLS with garbage"
-            ) from error
+            raise tls_handshake_failed(self.host, self.port, error) from error
         try:
             await connection.opened
         except BaseException:

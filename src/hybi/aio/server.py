@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from hybi._options import header_fields, one_of_the_header_options
 from hybi._version import __version__
 from hybi.aio.connection import Connection
 from hybi.exceptions import ConnectionClosed
@@ -19,7 +20,7 @@ from hybi.sansio.deflate import CompressionSetting, server_factories
 from hybi.sansio.dialects import DEFAULT_VERSIONS, VersionSpec, resolve_versions
 from hybi.sansio.events import State
 from hybi.sansio.handshake import OriginRule
-from hybi.sansio.http import DEFAULT_LIMITS, HeadersLike, HTTPLimits, Request, Response, as_headers, text_response
+from hybi.sansio.http import DEFAULT_LIMITS, HeadersLike, HTTPLimits, Request, Response, text_response
 
 __all__ = ["Handler", "ProcessRequest", "Server", "ServerConnection", "serve"]
 
@@ -166,9 +167,7 @@ class Server:
         self.dialects = resolve_versions(versions)
         self.options = options
         self.extension_factories = server_factories(options.compression)
-        self.response_headers = as_headers(options.extra_headers)
-        if options.server_header is not None and "Server" not in self.response_headers:
-            self.response_headers.add("Server", options.server_header)
+        self.response_headers = header_fields(options.extra_headers, "Server", options.server_header)
         self.protocol_options = Options(
             max_size=options.max_size,
             max_fragments=options.max_fragments,
@@ -291,8 +290,6 @@ class serve:  # noqa: N801 - used like a function, as in `async with serve(...)`
         sock: Any = None,
         backlog: int = 100,
     ) -> None:
-        if additional_headers is not None and extra_headers is not None:
-            raise TypeError("give additional_headers or extra_headers (the same option), not both")
         options = ServerOptions(
             subprotocols=subprotocols,
             require_subprotocol=require_subprotocol,
@@ -300,7 +297,7 @@ class serve:  # noqa: N801 - used like a function, as in `async with serve(...)`
             process_request=process_request,
             process_response=process_response,
             origins=origins,
-            extra_headers=additional_headers if additional_headers is not None else extra_headers,
+            extra_headers=one_of_the_header_options(additional_headers, extra_headers),
             server_header=server_header,
             compression=compression,
             max_size=max_size,
