@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import queue
 import socket
 import ssl
@@ -863,6 +864,82 @@ def test_two_peers_that_both_stream_do_not_wait_for_each_other() -> None:
             assert isinstance(message, bytes) and int.from_bytes(message[:4], "big") == index
         sender.join(WAIT)
         assert not errors
+
+
+@pytest.mark.parametrize("server_kind", ["sync", "asyncio"])
+def test_two_peers_streaming_at_each_other_do_not_stall(server_kind: str) -> None:
+    """The asyncio test of that name, with a sync client (its sender in a thread of its
+    own) against either server: while its writes are backed up a side goes on reading."""
+    chunk = os.urandom(1 << 16)  # random: compression cannot shrink it
+    with contextlib.ExitStack() as stack:
+        if server_kind == "sync":
+            url = url_of(stack.enter_context(sync_server()))
+        else:
+            url = stack.enter_context(in_loop(aio_server))
+        ws = stack.enter_context(hybi.sync.connect(url))
+        errors: list[BaseException] = []
+
+        def stream() -> None:
+            try:
+                for _ in range(400):
+                    ws.send(chunk)
+            except BaseException as error:
+                errors.append(error)
+
+        sender = threading.Thread(target=stream)
+        sender.start()
+        for _ in range(400):
+            assert ws.recv(timeout=WAIT) == chunk
+        sender.join(WAIT)
+        assert not errors
+
+
+def test_an_asyncio_peer_streaming_at_a_sync_server_does_not_stall() -> None:
+    chunk = os.urandom(1 << 16)
+
+    async def main(url: str) -> None:
+        async with hybi.connect(url) as ws:
+
+            async def stream() -> None:
+                for _ in range(400):
+                    await ws.send(chunk)
+
+            sender = asyncio.create_task(stream())
+            for _ in range(400):
+                assert await ws.recv() == chunk
+            await sender
+
+    with sync_server() as server:
+        run(main(url_of(server)), timeout=60)
+
+
+def test_a_ping_flood_from_a_peer_that_never_reads_owes_one_pong() -> None:
+    """While its writes are backed up the server goes on reading (the flood is read whole)
+    and owes the peer one pong, for the latest ping, instead of one per ping; it sends it
+    once the peer reads again."""
+    with sync_server(ping_interval=None) as server, raw_client(server.port) as sock:
+        (connection,) = server.connections
+        # Small kernel buffers (not grown by autotuning), so that what they hold is known:
+        # the pongs sent before the server's writing blocked, and the pings it has not read
+        # yet when the peer starts reading (it answers those as it reads them, rightly).
+        buffers = [(s, option) for s in (connection._sock, sock) for option in (socket.SO_SNDBUF, socket.SO_RCVBUF)]
+        for owner, option in buffers:
+            owner.setsockopt(socket.SOL_SOCKET, option, 1 << 16)
+        ping = raw_frame(0x89, b"p" * 100)
+        for _ in range(320):  # 17 MB of pings, none of whose pongs is read meanwhile
+            sock.sendall(ping * 500)  # times out (WAIT) if the server stopped reading
+        sock.sendall(raw_frame(0x89, b"last"))
+        deadline = time.monotonic() + WAIT
+        while not connection.writing_paused and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert connection.writing_paused and connection._outbuf_size < 1 << 20  # not 17 MB of pongs
+        received = b""
+        while not received.endswith(b"\x8a\x04last"):
+            chunk = sock.recv(1 << 16)
+            assert chunk, "closed before the pong of the last ping"
+            received += chunk
+        kernel = sum(owner.getsockopt(socket.SOL_SOCKET, option) for owner, option in buffers)
+        assert len(received) <= kernel + 2 * _HIGH_WATER  # not one pong for each of the 160,000 pings
 
 
 # -- TLS --------------------------------------------------------------------------------------------

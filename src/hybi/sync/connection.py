@@ -60,12 +60,11 @@ logger = logging.getLogger("hybi")
 _READ_SIZE = 1 << 16
 _HIGH_WATER = 1 << 16
 _LOW_WATER = 1 << 14
-"""Unwritten bytes past which `send` waits until they fall to the low mark (the marks of an
-asyncio transport). The pump stops reading while more than the high mark of its own
-answers to the peer (pongs, the close reply) wait, so that a peer that sends without
-reading cannot make them pile up; it goes on reading while only the application's
-messages wait, whose senders are held back already, so that two peers that both stream
-never wait for each other."""
+"""Unwritten bytes past which writing is blocked until they fall to the low mark (the marks
+of an asyncio transport): `send` waits, and the core is told (`writing_blocked`), so that it
+owes the peer one pong, for its latest ping, instead of queueing one per ping. The pump
+goes on reading meanwhile, as the asyncio one does: two peers that both stream must not
+each wait for the other to read."""
 _ANSWER_GRACE = 1.0
 """After a failure, how long the close frame waits for the application's answers to the
 messages received before it, when the application does not come back to `recv` sooner."""
@@ -127,9 +126,9 @@ class Connection:
         self._reading_paused = False
         self._request_pending = False
         self._pings: dict[bytes, tuple[PongWaiter, float]] = {}
-        self._outbuf: deque[tuple[bytes | memoryview, bool]] = deque()  # (bytes, queued by the pump)
+        self._outbuf: deque[bytes | memoryview] = deque()
         self._outbuf_size = 0
-        self._answers_size = 0  # of which queued by the pump
+        self._writing_paused = False  # above the high-water mark, until down to the low one
         self._answers_until: float | None = None
         self._eof = False
         self._abort_requested = False
@@ -190,6 +189,12 @@ class Connection:
     @property
     def state(self) -> State:
         return self.protocol.state
+
+    @property
+    def writing_paused(self) -> bool:
+        """Whether the unwritten bytes are above the high-water mark (and not yet back down
+        to the low one): senders wait, and `broadcast` skips this connection."""
+        return self._writing_paused
 
     @property
     def latency(self) -> float | None:
@@ -299,7 +304,6 @@ class Connection:
             or self._transport_error is not None
             or self._reading_paused
             or self._request_pending
-            or self._answers_size > _HIGH_WATER
         )
 
     def _must_close_now(self) -> bool:
@@ -370,14 +374,16 @@ class Connection:
                 self._sock.unwrap()
         self._sock.close()
         self._outbuf.clear()
-        self._outbuf_size = self._answers_size = 0
+        self._outbuf_size = 0
+        self._writing_paused = False
 
     def _broken(self, error: OSError) -> None:
         """The socket failed (reset, broken pipe): nothing more can be read or written."""
         if self._transport_error is None:
             self._transport_error = error
         self._outbuf.clear()
-        self._outbuf_size = self._answers_size = 0
+        self._outbuf_size = 0
+        self._writing_paused = False
         self._changed.notify_all()
         self._wake()
 
@@ -452,11 +458,8 @@ class Connection:
             return
         data = self.protocol.data_to_send()
         if data and not self._socket_closed and self._transport_error is None:
-            answers = threading.current_thread() is self._thread
-            self._outbuf.append((data, answers))
+            self._outbuf.append(data)
             self._outbuf_size += len(data)
-            if answers:
-                self._answers_size += len(data)
             self._write()
         if (
             self._outbuf
@@ -467,9 +470,10 @@ class Connection:
             self._wake()
 
     def _write(self) -> None:
+        """Write what the socket takes now; block or unblock writing at the marks."""
         out = self._outbuf
         while out:
-            chunk, answers = out[0]
+            chunk = out[0]
             try:
                 sent = self._sock.send(chunk)
             except _WOULD_BLOCK:
@@ -480,12 +484,16 @@ class Connection:
             if sent >= len(chunk):
                 out.popleft()
             else:
-                out[0] = (memoryview(chunk)[sent:], answers)
+                out[0] = memoryview(chunk)[sent:]
             self._outbuf_size -= sent
-            if answers:
-                self._answers_size -= sent
-        if self._outbuf_size <= _LOW_WATER:
-            self._changed.notify_all()
+        if not self._writing_paused and self._outbuf_size > _HIGH_WATER:
+            self._writing_paused = True
+            self.protocol.writing_blocked = True
+        elif self._writing_paused and self._outbuf_size <= _LOW_WATER:
+            self._writing_paused = False
+            self.protocol.writing_blocked = False  # the core queues the pong it owes, if any
+            self._changed.notify_all()  # senders waiting in _drain
+            self._flush()
 
     def _release_answers(self) -> None:
         """Let the close frame of a failure go out, after the application's answers."""
@@ -494,11 +502,10 @@ class Connection:
             self._flush()
 
     def _drain(self) -> None:
-        """Wait while the peer reads slower than this side writes."""
+        """Wait while the peer reads slower than this side writes (writing is blocked)."""
         with self._lock:
-            if self._outbuf_size > _HIGH_WATER:
-                while self._outbuf_size > _LOW_WATER and not self._socket_closed and self._transport_error is None:
-                    self._changed.wait()
+            while self._writing_paused and not self._socket_closed and self._transport_error is None:
+                self._changed.wait()
 
     # -- receiving -----------------------------------------------------------------------
 
