@@ -703,6 +703,61 @@ def test_echo_of_a_message_before_a_bad_frame_goes_out_before_the_close() -> Non
         assert reply[7:8] == b"\x88" and int.from_bytes(reply[9:11], "big") == 1002
 
 
+def test_the_close_frame_of_a_failure_waits_for_a_busy_handler_without_a_clock() -> None:
+    """The handler is still working on the last good message when the bad frame comes: the
+    close frame waits for its answer, however long it takes (within close_timeout), rather
+    than for a guessed grace."""
+    go = threading.Event()
+
+    def slow_echo(ws: hybi.sync.ServerConnection) -> None:
+        for message in ws:
+            assert go.wait(WAIT)
+            ws.send(message)
+
+    with sync_server(slow_echo, close_timeout=WAIT) as server, raw_client(server.port) as sock:
+        sock.sendall(raw_frame(0x81, b"one") + raw_frame(0x81, b"two") + raw_frame(0xA1, b"bad"))
+        sock.settimeout(1.5)  # longer than any grace a pump might guess
+        with pytest.raises(TimeoutError):
+            sock.recv(1)  # neither the close frame nor anything else went out meanwhile
+        go.set()
+        sock.settimeout(WAIT)
+        reply = read_to_end(sock)
+        assert reply[:10] == b"\x81\x03one\x81\x03two"  # both answers, then the close frame
+        assert reply[10:11] == b"\x88" and int.from_bytes(reply[12:14], "big") == 1002
+
+
+def test_the_close_frame_of_a_failure_goes_when_the_handler_returns() -> None:
+    def answer_then_return(ws: hybi.sync.ServerConnection) -> None:
+        ws.send(f"got {ws.recv(timeout=WAIT)!r}")
+        ws.send("and more")  # a message is still waiting: the close frame is still held
+
+    with sync_server(answer_then_return) as server, raw_client(server.port) as sock:
+        sock.sendall(raw_frame(0x81, b"a") + raw_frame(0x81, b"b") + raw_frame(0xA1, b"bad"))
+        reply = read_to_end(sock)
+        assert reply.startswith(b"\x81\x07got 'a'\x81\x08and more\x88")
+        assert int.from_bytes(reply[21:23], "big") == 1002
+
+
+def test_the_close_frame_of_a_failure_is_bounded_by_close_timeout() -> None:
+    """A handler that never comes back: the core's deadline (close_timeout) lets the close
+    frame go, and ends the connection."""
+    release = threading.Event()
+
+    def stuck(ws: hybi.sync.ServerConnection) -> None:
+        ws.recv(timeout=WAIT)
+        release.wait(WAIT)
+
+    with sync_server(stuck, close_timeout=0.3) as server, raw_client(server.port) as sock:
+        sock.sendall(raw_frame(0x81, b"a") + raw_frame(0x81, b"b") + raw_frame(0xA1, b"bad"))
+        started = time.monotonic()
+        try:
+            reply = read_to_end(sock)
+        finally:
+            release.set()
+        assert reply[:1] == b"\x88" and int.from_bytes(reply[2:4], "big") == 1002
+        assert time.monotonic() - started < WAIT
+
+
 def test_half_handshake_times_out() -> None:
     with (
         sync_server(open_timeout=0.2) as server,

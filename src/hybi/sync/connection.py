@@ -65,9 +65,6 @@ of an asyncio transport): `send` waits, and the core is told (`writing_blocked`)
 owes the peer one pong, for its latest ping, instead of queueing one per ping. The pump
 goes on reading meanwhile, as the asyncio one does: two peers that both stream must not
 each wait for the other to read."""
-_ANSWER_GRACE = 1.0
-"""After a failure, how long the close frame waits for the application's answers to the
-messages received before it, when the application does not come back to `recv` sooner."""
 
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
@@ -129,7 +126,8 @@ class Connection:
         self._outbuf: deque[bytes | memoryview] = deque()
         self._outbuf_size = 0
         self._writing_paused = False  # above the high-water mark, until down to the low one
-        self._answers_until: float | None = None
+        self._answers_held = False  # the close frame of a failure waits for the application's answers
+        self._held_bytes = 0  # what the application queued meanwhile
         self._eof = False
         self._abort_requested = False
         self._transport_error: OSError | None = None
@@ -258,8 +256,6 @@ class Connection:
                             selector.modify(self._sock, want)
                         registered = want
                     deadline = self.protocol.next_deadline()
-                    if self._answers_until is not None:
-                        deadline = self._answers_until if deadline is None else min(deadline, self._answers_until)
                     self._armed = deadline
                     # TLS may hold decrypted bytes that the socket no longer signals.
                     buffered = bool(want & selectors.EVENT_READ) and _tls_pending(self._sock)
@@ -315,7 +311,7 @@ class Connection:
         if action is TransportAction.ABORT:
             return True
         finishing = action is TransportAction.CLOSE or self._eof
-        return finishing and self._answers_until is None and not self._outbuf
+        return finishing and not self._answers_held and not self._outbuf
 
     def _read(self, now: float) -> None:
         try:
@@ -332,17 +328,18 @@ class Connection:
             self._process(self.protocol.receive_eof(now=now))
 
     def _run_timers(self, now: float) -> None:
-        if self._answers_until is not None and now >= self._answers_until:
-            self._release_answers()
         deadline = self.protocol.next_deadline()
         if deadline is not None and deadline <= now:
+            # A close frame still held for answers has waited as long as the core allows
+            # (its abort, close_timeout after the failure): it goes now, then TCP ends.
+            self._release_answers()
             self._process(self.protocol.handle_timer(now))
 
     def _finish(self) -> None:
         """The socket is closed (or about to be): tell the core and everyone waiting."""
         if not self._socket_closed:
             self._close_socket()
-        self._answers_until = None
+        self._answers_held = False
         self._process(self.protocol.connection_lost(now=time.monotonic()))
         if self._close_exc is None:
             info = self.protocol.close_info()
@@ -416,11 +413,17 @@ class Connection:
                 self._handshake_failed()
         if len(messages) >= self.max_queue:
             self._reading_paused = True
-        if failed and messages and self._answers_until is None:
-            # Section 7.1.7 with answers first: the core sends its close frame after whatever
-            # the application sends before the next `data_to_send()`. It is held until the
-            # application has taken every message and comes back to `recv`, or for a grace.
-            self._answers_until = time.monotonic() + _ANSWER_GRACE
+        if failed:
+            # Section 7.1.7 with the answers first: the core puts its close frame after
+            # whatever the application sends before the next `data_to_send()`. No clock can
+            # tell when the application (a handler in another thread, busy or not) has
+            # answered the messages received before the failure, so the frame is held until
+            # what the application does says so: it comes back to `recv` with every message
+            # taken, sends a message with every message taken, or closes (a handler that
+            # returns closes); or it has queued 64 KiB meanwhile (`_queued`). The core's own
+            # deadline bounds the wait: close_timeout after the failure it aborts, and the
+            # frame goes just before (`_run_timers`).
+            self._answers_held = True
         self._changed.notify_all()
         self._flush()
 
@@ -453,8 +456,9 @@ class Connection:
 
     def _flush(self) -> None:
         """Take what the core queued and write as much as the socket takes now (the pump
-        writes the rest); wake the pump if it must look again."""
-        if self._answers_until is not None:
+        writes the rest); wake the pump if it must look again. Nothing goes while the close
+        frame of a failure is held for answers: `data_to_send()` would release it."""
+        if self._answers_held:
             return
         data = self.protocol.data_to_send()
         if data and not self._socket_closed and self._transport_error is None:
@@ -497,9 +501,21 @@ class Connection:
 
     def _release_answers(self) -> None:
         """Let the close frame of a failure go out, after the application's answers."""
-        if self._answers_until is not None:
-            self._answers_until = None
+        if self._answers_held:
+            self._answers_held = False
+            self._held_bytes = 0
             self._flush()
+
+    def _queued(self, size: int, *, complete: bool) -> None:
+        """The application queued `size` bytes of a message (`complete`: all of it, or its
+        last fragment): write them, unless the close frame of a failure is held for more
+        answers, which this one may end (see `_process`)."""
+        if self._answers_held:
+            self._held_bytes += size
+            if (complete and not self._messages) or self._held_bytes > _HIGH_WATER:
+                self._answers_held = False
+                self._held_bytes = 0
+        self._flush()
 
     def _drain(self) -> None:
         """Wait while the peer reads slower than this side writes (writing is blocked)."""
@@ -522,13 +538,13 @@ class Connection:
                     raise self._close_exc
                 if self._receiving:
                     raise RuntimeError("another thread is already waiting in recv()")
-                self._release_answers()  # every message was taken: the answers are out
                 self._receiving = True
                 try:
                     deadline = None if timeout is None else time.monotonic() + timeout
                     while not self._messages:
                         if self._close_exc is not None:
                             raise self._close_exc
+                        self._release_answers()  # every message was taken: the answers are out
                         remaining = None if deadline is None else deadline - time.monotonic()
                         if remaining is not None and remaining <= 0:
                             raise TimeoutError(f"no message within {timeout} s")
@@ -586,7 +602,7 @@ class Connection:
                         protocol.send_text(message, compress=compress)
                     else:
                         protocol.send_binary(message, compress=compress)
-                    self._flush()
+                    self._queued(len(message), complete=True)
             elif isinstance(message, Iterable):
                 self._send_fragmented(message, compress)
                 return
@@ -631,7 +647,7 @@ class Connection:
                 protocol.send_text(fragment, fin=fin, compress=compress)
             else:
                 protocol.send_binary(fragment, fin=fin, compress=compress)
-            self._flush()
+            self._queued(len(fragment), complete=fin)
 
     def ping(self, data: str | bytes | None = None) -> PongWaiter:
         """Send a ping; `ping().wait(timeout)` returns the round trip in seconds when the
