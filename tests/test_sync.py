@@ -629,8 +629,10 @@ def test_handler_error_closes_with_1011(caplog: pytest.LogCaptureFixture) -> Non
         with pytest.raises(hybi.ConnectionClosedError) as caught:
             ws.recv(timeout=WAIT)
         assert caught.value.code == 1011
-    records = [record for record in caplog.records if record.getMessage() == "connection handler failed"]
+    records = [record for record in caplog.records if record.getMessage().endswith("] connection handler failed")]
     assert len(records) == 1 and records[0].exc_info is not None
+    assert records[0].name == "hybi.server" and records[0].levelno == logging.ERROR
+    assert records[0].getMessage().startswith(f"[{records[0].connection_id}] ")
     assert "boom" in str(records[0].exc_info[1])
 
 
@@ -782,6 +784,59 @@ def test_a_refused_connection_raises_oserror() -> None:
     listener.close()
     with pytest.raises(ConnectionRefusedError):
         hybi.sync.connect(f"ws://127.0.0.1:{port}/")
+
+
+# -- logging -----------------------------------------------------------------------------------------
+
+
+def test_debug_logs_the_exchange_with_the_connection_id(caplog: pytest.LogCaptureFixture) -> None:
+    """As asyncio's: heads and every message in and out, elided, each record carrying the
+    connection's id, on hybi.server and hybi.client."""
+    server_ids: list[str] = []
+
+    def handler(ws: hybi.sync.ServerConnection) -> None:
+        server_ids.append(str(ws.id)[:8])
+        echo(ws)
+
+    with caplog.at_level(logging.DEBUG, logger="hybi"):
+        with sync_server(handler) as server, hybi.sync.connect(url_of(server)) as ws:
+            ws.send("x" * 200)
+            assert ws.recv(timeout=WAIT) == "x" * 200
+            ws.send(bytes(range(100)))
+            assert ws.recv(timeout=WAIT) == bytes(range(100))
+        client_id = str(ws.id)[:8]
+    server_records = [r for r in caplog.records if r.name == "hybi.server"]
+    client_records = [r for r in caplog.records if r.name == "hybi.client"]
+    assert server_records and client_records
+    assert {r.connection_id for r in client_records} == {client_id}  # type: ignore[attr-defined]
+    assert {r.connection_id for r in server_records} == set(server_ids)  # type: ignore[attr-defined]
+    assert all(r.getMessage().startswith(f"[{client_id}] ") for r in client_records)
+    text = "\n".join(r.getMessage() for r in client_records)
+    assert "request: GET / HTTP/1.1" in text and "response: HTTP/1.1 101" in text
+    assert "open, version 13" in text
+    assert "> text [200] 'xxx" in text and "…" in text  # elided past 60 characters
+    assert "< text [200] 'xxx" in text
+    assert f"> binary [100] {bytes(range(30)).hex()}…" in text
+    server_text = "\n".join(r.getMessage() for r in server_records)
+    assert "< text [200] 'xxx" in server_text and "> text [200] 'xxx" in server_text
+    assert "connection lost" in server_text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_port_scanner_is_logged_at_info_without_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="hybi"), sync_server() as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=WAIT) as sock:
+            sock.sendall(b"\x16\x03\x01garbage\r\n\r\n")
+            assert read_to_end(sock).startswith(b"HTTP/1.1 400 ")
+        deadline = time.monotonic() + WAIT
+        while not any("opening handshake failed" in r.getMessage() for r in caplog.records):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    failures = [r for r in caplog.records if "opening handshake failed" in r.getMessage()]
+    assert len(failures) == 1 and failures[0].name == "hybi.server"
+    assert failures[0].levelno == logging.INFO and not failures[0].exc_info
+    assert hasattr(failures[0], "connection_id")
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 # -- the handshake hooks ---------------------------------------------------------------------------

@@ -32,6 +32,8 @@ __all__ = ["ClientConnection", "connect"]
 class ClientConnection(Connection):
     """A client's connection; `handshake_attempts` records every handshake it took."""
 
+    logger_name = "hybi.client"
+
     def __init__(self, protocol: ClientProtocol, sock: socket.socket, *, max_queue: int = 32) -> None:
         super().__init__(protocol, sock, max_queue=max_queue)
         self.handshake_attempts: tuple[HandshakeAttempt, ...] = ()

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Self
 
+from hybi._logging import LoggedConnection, preview
 from hybi.exceptions import (
     ConnectionClosed,
     ConnectionClosedError,
@@ -55,7 +56,6 @@ from hybi.sansio.http import Headers, Request, Response
 __all__ = ["Connection", "Data", "PongWaiter"]
 
 Data = str | bytes
-logger = logging.getLogger("hybi")
 
 _READ_SIZE = 1 << 16
 _HIGH_WATER = 1 << 16
@@ -101,16 +101,19 @@ class PongWaiter:
         self._done.set()
 
 
-class Connection:
+class Connection(LoggedConnection):
     """One WebSocket connection, during and after its opening handshake.
 
     Use `send`, `recv` or `for message in ws`, `ping`, `close`; `with ws:` closes it at the
     end. `version`, `subprotocol`, `request` and `response` describe what the handshake
-    agreed.
+    agreed; `id` is in every log record of the connection (see `hybi._logging`).
     """
+
+    logger_name = "hybi"
 
     def __init__(self, protocol: Protocol, sock: socket.socket, *, max_queue: int = 32) -> None:
         self.protocol = protocol
+        self._debug = logging.getLogger(self.logger_name).isEnabledFor(logging.DEBUG)
         self.max_queue = max_queue
         self._sock = sock
         self.remote_address: object = _address(sock.getpeername)
@@ -276,7 +279,7 @@ class Connection:
                         self._read(now)
                     self._run_timers(now)
         except Exception:
-            logger.exception("connection pump failed")
+            self.logger.exception("connection pump failed")
         finally:
             if registered:
                 with contextlib.suppress(KeyError, ValueError, OSError):
@@ -341,6 +344,8 @@ class Connection:
             self._close_socket()
         self._answers_held = False
         self._process(self.protocol.connection_lost(now=time.monotonic()))
+        if self._debug:
+            self.logger.debug("connection lost: %s", self.protocol.close_info() or self.protocol.handshake_error)
         if self._close_exc is None:
             info = self.protocol.close_info()
             if info is not None:
@@ -397,6 +402,8 @@ class Connection:
         """Act on the core's events, then write what it queued."""
         messages = self._messages
         failed = False
+        if self._debug:
+            self._log_events(events)
         for event in events:
             kind = type(event)
             if kind is str or kind is bytes:
@@ -432,10 +439,12 @@ class Connection:
         raise InvalidState("a client connection does not receive requests")
 
     def _handshake_failed(self) -> None:
-        """The opening handshake ended without a connection; the core says why."""
+        """The opening handshake ended without a connection; the core says why (INFO: a
+        peer that breaks the handshake, a port scanner, is no error of this side's)."""
         if self._handshake_done.is_set():
             return
         error = self.protocol.handshake_error
+        self.logger.info("opening handshake failed: %s", error or self._transport_error or "connection closed")
         if error is None:
             transport = f": {self._transport_error}" if self._transport_error else ""
             error = InvalidHandshake(f"connection closed during the opening handshake{transport}")
@@ -594,6 +603,8 @@ class Connection:
         """
         if isinstance(message, dict):
             raise TypeError("cannot send a dict: use str or bytes (json.dumps it first)")
+        if self._debug and isinstance(message, (str, bytes, bytearray, memoryview)):
+            self.logger.debug("> %s", preview(message))
         with self._send_mutex:
             if isinstance(message, (str, bytes, bytearray, memoryview)):
                 with self._lock:

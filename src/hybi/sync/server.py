@@ -9,6 +9,7 @@ the connection's pump runs beside it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import selectors
 import socket
 import ssl as ssl_module
@@ -28,9 +29,11 @@ from hybi.sansio.events import State
 from hybi.sansio.extensions import ServerExtensionFactory
 from hybi.sansio.handshake import OriginRule
 from hybi.sansio.http import DEFAULT_LIMITS, HTTPLimits, Request, Response, text_response
-from hybi.sync.connection import Connection, _drain_wakeups, logger
+from hybi.sync.connection import Connection, _drain_wakeups
 
 __all__ = ["Handler", "ProcessRequest", "SelectSubprotocol", "Server", "ServerConnection", "ServerOptions", "serve"]
+
+logger = logging.getLogger("hybi.server")
 
 Handler = Callable[["ServerConnection"], object]
 ProcessRequest = Callable[["ServerConnection", Request], "Response | None"]
@@ -39,6 +42,8 @@ SelectSubprotocol = Callable[["ServerConnection", Sequence[str]], "str | None"]
 
 class ServerConnection(Connection):
     """A connection accepted by a Server; passed to the handler once open."""
+
+    logger_name = "hybi.server"
 
     def __init__(self, server: Server, sock: socket.socket, *, now: float) -> None:
         options = server.options
@@ -79,7 +84,7 @@ class ServerConnection(Connection):
             try:
                 answer = hook(self, request)
             except Exception:
-                logger.exception("process_request failed")
+                self.logger.exception("process_request failed")
                 answer = text_response(500, "internal server error\n")
         with self._lock:
             self._request_pending = False
@@ -88,7 +93,7 @@ class ServerConnection(Connection):
                 now = time.monotonic()
                 events = protocol.reject(answer, now=now) if answer is not None else protocol.accept(now=now)
                 if protocol.internal_error is not None:
-                    logger.error("opening handshake failed", exc_info=protocol.internal_error)
+                    self.logger.error("opening handshake failed", exc_info=protocol.internal_error)
                 self._process(events)
             self._wake()
         self._handshake_done.wait()  # the core bounds it with open_timeout (hixie-76's key3)
@@ -101,7 +106,7 @@ class ServerConnection(Connection):
         except ConnectionClosed:
             pass  # the peer closed or dropped the connection while the handler used it
         except Exception:
-            logger.exception("connection handler failed")
+            self.logger.exception("connection handler failed")
             self.close_anyhow(1011, "internal error")
             self._wait_closed_bounded()
         else:
