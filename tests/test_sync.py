@@ -247,7 +247,7 @@ def test_hixie76_server_answers_when_key3_comes_late() -> None:
 
 def test_hixie75_server_shutdown_just_closes() -> None:
     with sync_server(versions="hixie-75") as server:
-        ws = hybi.sync.connect(url_of(server), versions="hixie-75")
+        ws = hybi.sync.connect(url_of(server), versions="hixie-75").open()
         assert server.shutdown(timeout=WAIT)
         with pytest.raises(hybi.ConnectionClosedOK) as caught:
             ws.recv(timeout=WAIT)
@@ -280,7 +280,7 @@ def test_all_falls_back_to_the_drafts() -> None:
 
 def test_no_common_version_names_both_lists() -> None:
     with sync_server(versions="13") as server, pytest.raises(hybi.NoCommonVersion) as caught:
-        hybi.sync.connect(url_of(server), versions="8,7")
+        hybi.sync.connect(url_of(server), versions="8,7").open()
     error = caught.value
     assert str(error) == "no WebSocket version in common: client offers 8, 7; server accepts 13"
     assert error.client_versions == ("8", "7")
@@ -307,7 +307,7 @@ def test_retry_as_the_asyncio_client_does(
 def test_never_retries_twice() -> None:
     fake = FakeServer(426, ["8"], None)  # lists 8, then refuses it too
     with in_loop(fake.running) as url, pytest.raises(hybi.InvalidStatus):
-        hybi.sync.connect(url, versions="13,8")
+        hybi.sync.connect(url, versions="13,8").open()
     assert fake.requests == ["13", "8"]
 
 
@@ -533,7 +533,7 @@ def deaf_server(*, read: bool = True) -> Iterator[str]:
 
 def test_keepalive_closes_with_1011_when_pongs_stop() -> None:
     with deaf_server() as url:
-        ws = hybi.sync.connect(url, ping_interval=0.05, ping_timeout=0.1, close_timeout=0.2)
+        ws = hybi.sync.connect(url, ping_interval=0.05, ping_timeout=0.1, close_timeout=0.2).open()
         with pytest.raises(hybi.ConnectionClosedError) as caught:
             ws.recv(timeout=WAIT)
         assert caught.value.sent_code == 1011
@@ -545,7 +545,7 @@ def test_keepalive_closes_with_1011_when_pongs_stop() -> None:
 
 def test_close_is_bounded_when_the_peer_never_answers() -> None:
     with deaf_server() as url:
-        ws = hybi.sync.connect(url, close_timeout=0.2)
+        ws = hybi.sync.connect(url, close_timeout=0.2).open()
         started = time.monotonic()
         ws.close()
         assert time.monotonic() - started < WAIT
@@ -556,7 +556,7 @@ def test_close_is_bounded_when_the_peer_never_answers() -> None:
 
 def test_a_send_held_back_by_a_peer_that_never_reads_ends_with_the_connection() -> None:
     with deaf_server(read=False) as url:
-        ws = hybi.sync.connect(url, close_timeout=0.2, compression=None)
+        ws = hybi.sync.connect(url, close_timeout=0.2, compression=None).open()
         ended: queue.Queue[BaseException] = queue.Queue()
 
         def stream() -> None:
@@ -640,7 +640,7 @@ def test_shutdown_closes_every_connection_with_1001() -> None:
     server = hybi.sync.serve(echo, "127.0.0.1", 0, versions="all", close_timeout=2)
     thread = threading.Thread(target=server.serve_forever)
     thread.start()
-    clients = [hybi.sync.connect(url_of(server), versions=[v]) for v in ("13", "8", "7", "6")]
+    clients = [hybi.sync.connect(url_of(server), versions=[v]).open() for v in ("13", "8", "7", "6")]
     half = socket.create_connection(("127.0.0.1", server.port), timeout=WAIT)
     half.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # a handshake under way
     try:
@@ -774,7 +774,7 @@ def test_open_timeout_bounds_the_opening() -> None:
     with listener:
         started = time.monotonic()
         with pytest.raises(TimeoutError):
-            hybi.sync.connect(f"ws://127.0.0.1:{listener.getsockname()[1]}/", open_timeout=0.2)
+            hybi.sync.connect(f"ws://127.0.0.1:{listener.getsockname()[1]}/", open_timeout=0.2).open()
         assert time.monotonic() - started < WAIT
 
 
@@ -783,7 +783,7 @@ def test_a_refused_connection_raises_oserror() -> None:
     port = listener.getsockname()[1]
     listener.close()
     with pytest.raises(ConnectionRefusedError):
-        hybi.sync.connect(f"ws://127.0.0.1:{port}/")
+        hybi.sync.connect(f"ws://127.0.0.1:{port}/").open()
 
 
 # -- logging -----------------------------------------------------------------------------------------
@@ -850,7 +850,7 @@ def test_process_request_can_refuse_with_a_custom_response() -> None:
 
     with sync_server(process_request=auth) as server:
         with pytest.raises(hybi.InvalidStatus) as caught:
-            hybi.sync.connect(url_of(server))
+            hybi.sync.connect(url_of(server)).open()
         assert caught.value.response.status == 401
         assert caught.value.response.headers.get("WWW-Authenticate") == "Bearer"
         with hybi.sync.connect(url_of(server), extra_headers=[("Authorization", "Bearer ok")]) as ws:
@@ -864,7 +864,7 @@ def test_process_request_that_raises_answers_500(caplog: pytest.LogCaptureFixtur
 
     with caplog.at_level(logging.ERROR, "hybi"), sync_server(process_request=broken) as server:
         with pytest.raises(hybi.InvalidStatus) as caught:
-            hybi.sync.connect(url_of(server))
+            hybi.sync.connect(url_of(server)).open()
         assert caught.value.response.status == 500
     assert "process_request failed" in caplog.text
 
@@ -893,7 +893,7 @@ def test_request_details_origin_and_subprotocols() -> None:
                 assert ws.response_headers.get("Sec-WebSocket-Protocol") == "chat"
                 assert ws.remote_address == ("127.0.0.1", server.port)
         with pytest.raises(hybi.InvalidStatus) as caught:
-            hybi.sync.connect(url_of(server), origin="https://evil.example")
+            hybi.sync.connect(url_of(server), origin="https://evil.example").open()
         assert caught.value.response.status == 403
 
 
@@ -1077,7 +1077,7 @@ def test_tls(tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
             assert ws.recv(timeout=WAIT) == bytes(1_000_000)
         assert ws.close_code == 1000
         with pytest.raises(ssl.SSLCertVerificationError):
-            hybi.sync.connect(secure, host="127.0.0.1")  # the default context does not trust the test CA
+            hybi.sync.connect(secure, host="127.0.0.1").open()  # the default context does not trust the test CA
 
 
 def test_tls_with_asyncio_peers(tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
