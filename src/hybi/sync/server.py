@@ -20,24 +20,37 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
+from hybi._options import header_fields, one_of_the_header_options
+from hybi.aio.server import SERVER_HEADER
 from hybi.exceptions import ConnectionClosed
-from hybi.sansio.connection import DEFAULT_MAX_SIZE, Options
+from hybi.sansio.connection import DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_SIZE, Options
 from hybi.sansio.connection import ServerConnection as ServerProtocol
 from hybi.sansio.deflate import CompressionSetting, server_factories
 from hybi.sansio.dialects import DEFAULT_VERSIONS, Dialect, VersionSpec, resolve_versions
 from hybi.sansio.events import State
 from hybi.sansio.extensions import ServerExtensionFactory
 from hybi.sansio.handshake import OriginRule
-from hybi.sansio.http import DEFAULT_LIMITS, HTTPLimits, Request, Response, text_response
+from hybi.sansio.http import DEFAULT_LIMITS, HeadersLike, HTTPLimits, Request, Response, text_response
 from hybi.sync.connection import Connection, _drain_wakeups
 
-__all__ = ["Handler", "ProcessRequest", "SelectSubprotocol", "Server", "ServerConnection", "ServerOptions", "serve"]
+__all__ = [
+    "SERVER_HEADER",
+    "Handler",
+    "ProcessRequest",
+    "ProcessResponseHook",
+    "SelectSubprotocol",
+    "Server",
+    "ServerConnection",
+    "ServerOptions",
+    "serve",
+]
 
 logger = logging.getLogger("hybi.server")
 
 Handler = Callable[["ServerConnection"], object]
 ProcessRequest = Callable[["ServerConnection", Request], "Response | None"]
 SelectSubprotocol = Callable[["ServerConnection", Sequence[str]], "str | None"]
+ProcessResponseHook = Callable[["ServerConnection", Request, Response], "Response | None"]
 
 
 class ServerConnection(Connection):
@@ -55,9 +68,10 @@ class ServerConnection(Connection):
             select_subprotocol=None if select is None else (lambda request, offered: select(self, offered)),
             origins=options.origins,
             extensions=server.extension_factories,
-            extra_headers=options.extra_headers,
+            extra_headers=server.response_headers.items(),
             limits=options.limits,
             secure=server.secure,
+            require_subprotocol=options.require_subprotocol,
             now=now,
         )
         super().__init__(protocol, sock, max_queue=options.max_queue)
@@ -91,7 +105,14 @@ class ServerConnection(Connection):
             protocol = self.server_protocol
             if protocol.state is State.CONNECTING:  # else the opening handshake timed out meanwhile
                 now = time.monotonic()
-                events = protocol.reject(answer, now=now) if answer is not None else protocol.accept(now=now)
+                if answer is not None:
+                    events = protocol.reject(answer, now=now)
+                else:
+                    # process_response runs in the core's accept(), under the lock: the pump
+                    # has nothing to do meanwhile, since reading waits for this answer.
+                    after = self.server.options.process_response
+                    hook_of_core = None if after is None else (lambda request, response: after(self, request, response))
+                    events = protocol.accept(process_response=hook_of_core, now=now)
                 if protocol.internal_error is not None:
                     self.logger.error("opening handshake failed", exc_info=protocol.internal_error)
                 self._process(events)
@@ -118,15 +139,20 @@ class ServerOptions:
     """Settings shared by every connection of a server (see `serve` for their meaning)."""
 
     subprotocols: Sequence[str] = ()
-    process_request: ProcessRequest | None = None
+    require_subprotocol: bool = False
     select_subprotocol: SelectSubprotocol | None = None
+    process_request: ProcessRequest | None = None
+    process_response: ProcessResponseHook | None = None
     origins: Sequence[OriginRule] | None = None
-    extra_headers: Sequence[tuple[str, str]] = ()
-    max_size: int | None = DEFAULT_MAX_SIZE
+    extra_headers: HeadersLike | None = None
+    server_header: str | None = SERVER_HEADER
     compression: CompressionSetting = "balanced"
+    max_size: int | None = DEFAULT_MAX_SIZE
+    max_fragments: int | None = DEFAULT_MAX_FRAGMENTS
     max_queue: int = 32
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0
+    idle_timeout: float | None = None
     close_timeout: float = 10.0
     open_timeout: float = 10.0
     limits: HTTPLimits = DEFAULT_LIMITS
@@ -150,12 +176,15 @@ class Server:
         self.dialects = dialects
         self.options = options
         self.extension_factories: list[ServerExtensionFactory] = server_factories(options.compression)
+        self.response_headers = header_fields(options.extra_headers, "Server", options.server_header)
         self.protocol_options = Options(
             max_size=options.max_size,
+            max_fragments=options.max_fragments,
             open_timeout=options.open_timeout,
             close_timeout=options.close_timeout,
             ping_interval=options.ping_interval,
             ping_timeout=options.ping_timeout,
+            idle_timeout=options.idle_timeout,
         )
         self.ssl = ssl
         self.secure = ssl is not None
@@ -342,15 +371,21 @@ def serve(
     *,
     versions: VersionSpec = DEFAULT_VERSIONS,
     subprotocols: Sequence[str] = (),
+    require_subprotocol: bool = False,
     select_subprotocol: SelectSubprotocol | None = None,
     process_request: ProcessRequest | None = None,
+    process_response: ProcessResponseHook | None = None,
     origins: Sequence[OriginRule] | None = None,
-    extra_headers: Sequence[tuple[str, str]] = (),
-    max_size: int | None = DEFAULT_MAX_SIZE,
+    additional_headers: HeadersLike | None = None,
+    extra_headers: HeadersLike | None = None,
+    server_header: str | None = SERVER_HEADER,
     compression: CompressionSetting = "balanced",
+    max_size: int | None = DEFAULT_MAX_SIZE,
+    max_fragments: int | None = DEFAULT_MAX_FRAGMENTS,
     max_queue: int = 32,
     ping_interval: float | None = 20.0,
     ping_timeout: float | None = 20.0,
+    idle_timeout: float | None = None,
     close_timeout: float = 10.0,
     open_timeout: float = 10.0,
     limits: HTTPLimits = DEFAULT_LIMITS,
@@ -360,26 +395,46 @@ def serve(
 ) -> Server:
     """Listen for WebSocket connections; `server.serve_forever()` accepts them.
 
-    `handler(connection)` runs in a thread of its own for each accepted connection; the
-    connection closes with 1000 when it returns and with 1011 when it raises. `versions`
-    are the protocol versions accepted, most preferred first; a request for any other
-    version gets a 426 answer listing them (RFC 6455 section 4.4).
-    `process_request(connection, request)` may return a Response to answer instead of the
-    handshake (authentication, plain HTTP pages); `origins` restricts the Origin header;
-    `subprotocols` lists those spoken, most preferred first. `host` None listens on every
-    interface; `sock` is a listening socket to use instead.
+    The options are the asyncio `hybi.serve`'s, with the same names, defaults and meaning,
+    each an explicit keyword. `handler(connection)` runs in a thread of its own for each
+    accepted connection; the connection closes with 1000 when it returns and with 1011 when
+    it raises. `versions` are the protocol versions accepted, most preferred first; a
+    request for any other version gets a 426 answer listing them (RFC 6455 section 4.4).
+
+    - `process_request(connection, request)` may return a Response to answer instead of
+      the handshake (authentication, plain HTTP pages);
+      `process_response(connection, request, response)` may change the 101, or return
+      another response to send instead.
+    - `origins` restricts the Origin header (strings, or compiled patterns matched whole;
+      None in the list admits requests without Origin; others get 403).
+    - `subprotocols` lists those spoken, most preferred first (`select_subprotocol`
+      chooses instead); `require_subprotocol` refuses with 400 a client that offers none.
+    - `additional_headers` (`extra_headers` is the same) go into every 101, and
+      `server_header` as `Server` (None: none).
+    - `compression`: a preset's name, a `hybi.Compression`, or None; `max_size` bounds a
+      message (1009 past it), `max_fragments` its frames; `max_queue` messages wait for
+      `recv()` before reading pauses.
+    - `ping_interval`, `ping_timeout`: keepalive (1011 when a pong is late); `idle_timeout`
+      closes (1001) a connection that sent nothing for that long; `open_timeout` bounds
+      the handshake and `close_timeout` the closing handshake, after which TCP is dropped.
+    - `host` None listens on every interface; `sock` is a listening socket to use instead.
     """
     options = ServerOptions(
         subprotocols=tuple(subprotocols),
-        process_request=process_request,
+        require_subprotocol=require_subprotocol,
         select_subprotocol=select_subprotocol,
+        process_request=process_request,
+        process_response=process_response,
         origins=origins,
-        extra_headers=tuple(extra_headers),
-        max_size=max_size,
+        extra_headers=one_of_the_header_options(additional_headers, extra_headers),
+        server_header=server_header,
         compression=compression,
+        max_size=max_size,
+        max_fragments=max_fragments,
         max_queue=max_queue,
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
+        idle_timeout=idle_timeout,
         close_timeout=close_timeout,
         open_timeout=open_timeout,
         limits=limits,
