@@ -10,6 +10,7 @@ with connect("ws://127.0.0.1:8765/", versions=(8, 13)) as ws:
 ```
 """
 
+from hybi.sync.broadcast import broadcast
 from hybi.sync.client import ClientConnection, connect
 from hybi.sync.connection import Connection, Data, PongWaiter
 from hybi.sync.server import Server, ServerConnection, ServerOptions, serve
@@ -22,6 +23,7 @@ __all__ = [
     "Server",
     "ServerConnection",
     "ServerOptions",
+    "broadcast",
     "connect",
     "serve",
 ]

@@ -526,6 +526,17 @@ class Connection(LoggedConnection):
                 self._held_bytes = 0
         self._flush()
 
+    def _can_write_now(self) -> bool:
+        """Whether bytes queued now would be written without waiting (under the lock): the
+        socket is open and not closing, and the unwritten bytes are below the high-water mark."""
+        return not (
+            self._pump_done
+            or self._socket_closed
+            or self._abort_requested
+            or self._transport_error is not None
+            or self._writing_paused
+        )
+
     def _drain(self) -> None:
         """Wait while the peer reads slower than this side writes (writing is blocked)."""
         with self._lock:
