@@ -11,8 +11,10 @@ import socket
 import ssl
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -23,7 +25,9 @@ from conftest import raw_frame, run
 from hybi.sansio.deflate import CompressionSetting
 from hybi.sansio.events import State
 from hybi.sansio.handshake import ServerHandshake
+from hybi.sansio.reconnect import Backoff
 from hybi.sync.connection import _HIGH_WATER
+from test_api import mypy
 from test_asyncio import RETRY_CASES, FakeServer
 from test_drafts import HIXIE76_ANSWER, HIXIE76_KEY3, HIXIE76_REQUEST
 
@@ -786,6 +790,434 @@ def test_a_refused_connection_raises_oserror() -> None:
         hybi.sync.connect(f"ws://127.0.0.1:{port}/").open()
 
 
+# -- the options of the asyncio API, the same names, defaults and meaning ---------------------------
+
+PEERS = ["sync", "asyncio"]
+"""Which kind of peer a sync client or server meets."""
+
+
+@contextmanager
+def a_server(
+    kind: str, handler: Callable[[hybi.sync.ServerConnection], object] = echo, **options: Any
+) -> Iterator[str]:
+    """A sync server running `handler`, or an asyncio echo server; its URL."""
+    if kind == "sync":
+        with sync_server(handler, **options) as server:
+            yield url_of(server)
+    else:
+        with in_loop(lambda: aio_server(**options)) as url:
+            yield url
+
+
+@pytest.mark.parametrize("peer", PEERS)
+@pytest.mark.parametrize(
+    "fields",
+    [{"X-Token": "abc"}, [("X-Token", "abc")], hybi.Headers([("X-Token", "abc")])],
+    ids=["dict", "pairs", "Headers"],
+)
+def test_additional_headers_take_a_dict_pairs_or_headers(fields: hybi.sansio.http.HeadersLike, peer: str) -> None:
+    seen: queue.Queue[hybi.Headers] = queue.Queue()
+
+    def handler(ws: hybi.sync.ServerConnection) -> None:
+        seen.put(ws.request_headers)
+        echo(ws)
+
+    with (
+        a_server(peer, handler, additional_headers={"X-Server": "yes"}) as url,
+        hybi.sync.connect(url, additional_headers=fields) as ws,
+    ):
+        assert ws.request_headers["X-Token"] == "abc"
+        assert ws.request_headers["User-Agent"] == hybi.aio.client.USER_AGENT
+        assert ws.response_headers["X-Server"] == "yes"
+        assert ws.response_headers["Server"] == hybi.aio.server.SERVER_HEADER
+        if peer == "sync":
+            assert seen.get(timeout=WAIT)["X-Token"] == "abc"
+
+
+def test_a_sync_server_sends_its_headers_to_an_asyncio_client() -> None:
+    async def main(url: str) -> None:
+        async with hybi.connect(url, extra_headers={"X-Old": "1"}) as ws:
+            assert ws.response_headers["X-Server"] == "yes" and "Server" not in ws.response_headers
+            await ws.send("hi")
+            assert await ws.recv() == "hi"
+
+    def handler(ws: hybi.sync.ServerConnection) -> None:
+        assert ws.request_headers["X-Old"] == "1" and ws.request_headers["User-Agent"].startswith("hybi/")
+        echo(ws)
+
+    with sync_server(handler, extra_headers=[("X-Server", "yes")], server_header=None) as server:
+        run(main(url_of(server)))
+
+
+def test_old_name_extra_headers_and_no_user_agent() -> None:
+    with (
+        sync_server(server_header=None) as server,
+        hybi.sync.connect(url_of(server), extra_headers=[("X-Old", "1")], user_agent_header=None) as ws,
+    ):
+        assert ws.request_headers["X-Old"] == "1" and "User-Agent" not in ws.request_headers
+        assert "Server" not in ws.response_headers
+    with (
+        sync_server(server_header="mine/1") as server,
+        hybi.sync.connect(url_of(server), additional_headers={"User-Agent": "me/2"}) as ws,
+    ):
+        assert ws.request_headers.get_all("User-Agent") == ["me/2"]  # given: not added again
+        assert ws.response_headers["Server"] == "mine/1"
+
+
+def test_both_header_options_at_once_are_refused() -> None:
+    with pytest.raises(TypeError, match="not both"):
+        hybi.sync.connect("ws://127.0.0.1:1/", additional_headers={"A": "1"}, extra_headers={"B": "2"})
+    with pytest.raises(TypeError, match="not both"):
+        hybi.sync.serve(echo, "127.0.0.1", 0, additional_headers={"A": "1"}, extra_headers={"B": "2"})
+
+
+def stamp(ws: hybi.sync.ServerConnection, request: hybi.Request, response: hybi.Response) -> hybi.Response | None:
+    if request.target == "/deny":
+        return hybi.Response(451, "Unavailable For Legal Reasons", body=b"no\n")
+    response.headers.add("X-Stamp", ws.path)
+    return None
+
+
+def test_process_response_changes_or_replaces_the_101() -> None:
+    with sync_server(process_response=stamp) as server:
+        with hybi.sync.connect(url_of(server, "/chat")) as ws:
+            assert ws.response_headers["X-Stamp"] == "/chat"
+            ws.send("stamped")
+            assert ws.recv(timeout=WAIT) == "stamped"
+        with pytest.raises(hybi.InvalidStatus) as caught:
+            hybi.sync.connect(url_of(server, "/deny")).open()
+        assert caught.value.response.status == 451 and caught.value.response.body == b"no\n"
+
+        async def main() -> None:
+            async with hybi.connect(url_of(server, "/aio")) as ws:
+                assert ws.response_headers["X-Stamp"] == "/aio"
+
+        run(main())
+
+
+def test_process_response_that_raises_answers_500(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(ws: hybi.sync.ServerConnection, request: hybi.Request, response: hybi.Response) -> None:
+        raise ValueError("hook bug")
+
+    with caplog.at_level(logging.ERROR, "hybi"), sync_server(process_response=broken) as server:
+        with pytest.raises(hybi.InvalidStatus) as caught:
+            hybi.sync.connect(url_of(server)).open()
+        assert caught.value.response.status == 500
+    records = [r for r in caplog.records if r.getMessage().endswith("opening handshake failed")]
+    assert len(records) == 1 and records[0].name == "hybi.server" and records[0].exc_info is not None
+
+
+def test_require_subprotocol_refuses_with_400() -> None:
+    with sync_server(subprotocols=["chat.v2"], require_subprotocol=True) as server:
+        with hybi.sync.connect(url_of(server), subprotocols=["chat.v2"]) as ws:
+            assert ws.subprotocol == "chat.v2"
+        for offered in (["other"], []):
+            with pytest.raises(hybi.InvalidStatus) as caught:
+                hybi.sync.connect(url_of(server), subprotocols=offered).open()
+            assert caught.value.response.status == 400
+
+        async def main() -> None:
+            with pytest.raises(hybi.InvalidStatus, match="400"):
+                await hybi.connect(url_of(server))
+
+        run(main())
+
+
+@pytest.mark.parametrize("peer", PEERS)
+def test_a_server_closes_an_idle_connection_with_1001(peer: str) -> None:
+    """idle_timeout, for the drafts without ping: nothing received for that long."""
+    if peer == "sync":
+        with (
+            sync_server(idle_timeout=0.2, versions="hixie-76") as server,
+            hybi.sync.connect(url_of(server), versions="hixie-76") as ws,
+        ):
+            ws.send("one")
+            assert ws.recv(timeout=WAIT) == "one"
+            with pytest.raises(hybi.ConnectionClosedOK):  # hixie close frames carry no code
+                ws.recv(timeout=WAIT)
+        return
+
+    async def main(url: str) -> None:
+        async with hybi.connect(url, ping_interval=None) as ws:
+            with pytest.raises(hybi.ConnectionClosedOK) as caught:
+                await ws.recv()
+            assert (caught.value.code, caught.value.reason) == (1001, "idle timeout")
+
+    with sync_server(idle_timeout=0.2) as server:
+        run(main(url_of(server)))
+
+
+@pytest.mark.parametrize("peer", PEERS)
+def test_a_client_closes_an_idle_connection_with_1001(peer: str) -> None:
+    with (
+        a_server(peer, ping_interval=None) as url,
+        hybi.sync.connect(url, ping_interval=None, idle_timeout=0.2) as ws,
+    ):
+        with pytest.raises(hybi.ConnectionClosedOK) as caught:
+            ws.recv(timeout=WAIT)
+        assert caught.value.sent_code == 1001
+
+
+def test_max_fragments_bounds_the_frames_of_a_message() -> None:
+    with sync_server(max_fragments=3) as server:
+        with hybi.sync.connect(url_of(server)) as ws:
+            ws.send(["a", "b", "c"])
+            assert ws.recv(timeout=WAIT) == "abc"
+            ws.send(["a", "b", "c", "d"])
+            with pytest.raises(hybi.ConnectionClosedError) as caught:
+                ws.recv(timeout=WAIT)
+            assert caught.value.code == 1009
+
+        async def main() -> None:
+            async with hybi.connect(url_of(server)) as ws:
+                await ws.send(["a", "b", "c", "d"])
+                with pytest.raises(hybi.ConnectionClosedError) as caught:
+                    await ws.recv()
+                assert caught.value.code == 1009
+
+        run(main())
+
+    def four_fragments(ws: hybi.sync.ServerConnection) -> None:
+        ws.send(["w", "x", "y", "z"])
+        ws.wait_closed(WAIT)
+
+    with (
+        sync_server(four_fragments) as server,
+        hybi.sync.connect(url_of(server), max_fragments=3) as ws,
+        pytest.raises(hybi.ConnectionClosedError) as caught,
+    ):
+        ws.recv(timeout=WAIT)
+    assert caught.value.sent_code == 1009
+
+
+@pytest.mark.parametrize("peer", PEERS)
+def test_connection_attributes(peer: str) -> None:
+    server_side: queue.Queue[hybi.sync.ServerConnection] = queue.Queue()
+
+    def handler(ws: hybi.sync.ServerConnection) -> None:
+        server_side.put(ws)
+        echo(ws)
+
+    with (
+        a_server(peer, handler) as url,
+        hybi.sync.connect(url, ping_interval=0.05, ping_timeout=WAIT) as ws,
+    ):
+        assert isinstance(ws.id, uuid.UUID) and ws.id == ws.id
+        assert ws.local_address[0] == "127.0.0.1"  # type: ignore[index]
+        assert ws.remote_address == ("127.0.0.1", int(url.rsplit(":", 1)[1].strip("/")))
+        assert [extension.name for extension in ws.extensions] == ["permessage-deflate"]
+        deadline = time.monotonic() + WAIT
+        while ws.latency is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ws.latency is not None and 0 <= ws.latency < WAIT
+        ws.send("x" * 1000, compress=False)
+        assert ws.recv(timeout=WAIT) == "x" * 1000
+        if peer == "sync":
+            other = server_side.get(timeout=WAIT)
+            assert isinstance(other.id, uuid.UUID) and other.id != ws.id
+            assert other.remote_address == ws.local_address and other.local_address == ws.remote_address
+            assert [extension.name for extension in other.extensions] == ["permessage-deflate"]
+
+
+@pytest.mark.parametrize("peer", PEERS)
+def test_wss_to_a_plain_server_fails_at_once_and_says_why(peer: str) -> None:
+    with a_server(peer) as url:
+        started = time.monotonic()
+        with pytest.raises(hybi.InvalidHandshake, match=r"TLS handshake .* failed .*is it a wss:// server\?"):
+            hybi.sync.connect(url.replace("ws://", "wss://"), ssl=ssl.create_default_context(), open_timeout=30).open()
+        assert time.monotonic() - started < 5  # the server says so at once, no open timeout
+
+
+# -- broadcast --------------------------------------------------------------------------------------
+
+
+def hold(ws: hybi.sync.ServerConnection) -> None:
+    ws.wait_closed(2 * WAIT)
+
+
+def test_broadcast_to_every_version_once() -> None:
+    with sync_server(hold) as server:
+        url = url_of(server)
+        clients = [
+            hybi.sync.connect(url, versions=[version], compression=compression).open()
+            for version, compression in [
+                (13, None),
+                (13, "balanced"),
+                (8, None),
+                ("hixie-76", None),
+                ("hybi-02", None),
+            ]
+        ]
+        with in_loop(lambda: hybi.connect(url, versions=[7])) as aio_client:
+
+            def aio_recv() -> hybi.Data:
+                return asyncio.run_coroutine_threadsafe(aio_client.recv(), aio_client.loop).result(WAIT)
+
+            deadline = time.monotonic() + WAIT
+            while len(server.connections) < len(clients) + 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            connections = list(server.connections)
+            assert len(connections) == len(clients) + 1
+            assert hybi.sync.broadcast(connections, "to all") == 0
+            assert [client.recv(timeout=WAIT) for client in clients] == ["to all"] * len(clients)
+            assert aio_recv() == "to all"
+            assert hybi.sync.broadcast(connections, b"bytes") == 1  # hixie-76 has no binary messages
+            assert [client.recv(timeout=WAIT) for client in clients if client.version != "hixie-76"] == [b"bytes"] * 4
+            assert aio_recv() == b"bytes"
+        for client in clients:
+            client.close()
+        for connection in connections:
+            assert connection.wait_closed(WAIT)
+        assert hybi.sync.broadcast(connections, "after") == len(connections)
+
+
+def test_broadcast_skips_a_slow_reader() -> None:
+    with sync_server(hold, compression=None) as server, raw_client(server.port) as deaf:
+        deadline = time.monotonic() + WAIT
+        while not server.connections and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with hybi.sync.connect(url_of(server), compression=None, max_size=None) as reader:
+            deadline = time.monotonic() + WAIT
+            while len(server.connections) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            connections = list(server.connections)
+            big = bytes(16 << 20)  # more than the kernel's buffers take from a peer that does not read
+            assert hybi.sync.broadcast(connections, big) == 0  # queued for both, without waiting
+            assert reader.recv(timeout=WAIT) == big
+            deadline = time.monotonic() + WAIT  # the reader's side unblocks once its pump has seen the last write
+            while sum(connection.writing_paused for connection in connections) > 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            slow = [connection for connection in connections if connection.writing_paused]
+            assert len(slow) == 1 and slow[0].remote_address == deaf.getsockname()
+            assert hybi.sync.broadcast(connections, "next") == 1
+            assert reader.recv(timeout=WAIT) == "next"
+
+
+# -- reconnecting -----------------------------------------------------------------------------------
+
+
+class RecordingBackoff(Backoff):
+    """Short delays, and a record of what the client asked of them."""
+
+    def __init__(self) -> None:
+        super().__init__(initial=0.01, maximum=0.05)
+        self.calls: list[str] = []
+
+    def next_delay(self) -> float:
+        self.calls.append("delay")
+        return super().next_delay()
+
+    def reset(self) -> None:
+        self.calls.append("reset")
+        super().reset()
+
+
+def test_for_reconnects_after_the_server_goes_away() -> None:
+    goodbye = threading.Event()
+
+    def first_then_gone(ws: hybi.sync.ServerConnection) -> None:
+        ws.send("hello")
+        goodbye.wait(WAIT)  # held until the client has seen the first connection
+
+    backoff = RecordingBackoff()
+    try:
+        with sync_server(first_then_gone) as server:
+            seen, codes = [], []
+            for ws in hybi.sync.connect(url_of(server), backoff=backoff):
+                seen.append(ws.recv(timeout=WAIT))
+                if len(seen) == 1:
+                    for connection in server.connections:
+                        connection.close_anyhow(1012, "restarting")
+                    with pytest.raises(hybi.ConnectionClosed) as caught:
+                        ws.recv(timeout=WAIT)
+                    codes.append(caught.value.code)
+                    continue
+                break
+            goodbye.set()
+    finally:
+        goodbye.set()
+    assert seen == ["hello", "hello"] and codes == [1012]
+    assert backoff.calls == ["reset", "reset"]  # after each success; no attempt failed
+    assert ws.state is State.CLOSED  # leaving the loop closed the last connection
+
+
+@contextmanager
+def refusing_server(answers: list[bytes]) -> Iterator[int]:
+    """Answers each connection's request with the next of `answers`, then closes it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(WAIT)
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while answers:
+                sock, _ = listener.accept()
+                with sock:
+                    sock.settimeout(WAIT)
+                    read_head(sock)
+                    sock.sendall(answers.pop(0))
+
+    thread = threading.Thread(target=serve, name="test-refusing-server")
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+        thread.join(WAIT)
+
+
+def test_for_retries_a_refused_connection_then_stops_on_a_fatal_answer() -> None:
+    answers = [
+        b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n",
+    ]
+    backoff = RecordingBackoff()
+    with refusing_server(answers) as port, pytest.raises(hybi.InvalidStatus, match="403"):
+        for _ws in hybi.sync.connect(f"ws://127.0.0.1:{port}/", backoff=backoff):
+            raise AssertionError("no connection is ever accepted")
+    assert answers == []  # the 503 was retried, the 403 was not
+    assert backoff.calls == ["delay"]
+
+
+def test_for_retries_until_the_server_is_there(caplog: pytest.LogCaptureFixture) -> None:
+    """Refused TCP connections (OSError) are retried, and the retry is logged at INFO."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    listener.close()
+    starting: list[hybi.sync.Server] = []
+
+    class StartingBackoff(RecordingBackoff):
+        def next_delay(self) -> float:
+            if not starting:  # the first attempt was refused: start the server on that port
+                sock = socket.create_server(("127.0.0.1", port))
+                server = hybi.sync.serve(echo, sock=sock)
+                threading.Thread(target=server.serve_forever, name="test-serve-forever").start()
+                starting.append(server)
+            return super().next_delay()
+
+    backoff = StartingBackoff()
+    try:
+        with caplog.at_level(logging.INFO, logger="hybi.client"):
+            for ws in hybi.sync.connect(f"ws://127.0.0.1:{port}/", backoff=backoff):
+                ws.send("there")
+                assert ws.recv(timeout=WAIT) == "there"
+                break
+    finally:
+        for server in starting:
+            assert server.shutdown(timeout=WAIT)
+    assert backoff.calls == ["delay", "reset"]
+    assert any("failed" in r.getMessage() and "retrying in" in r.getMessage() for r in caplog.records)
+
+
+def test_connect_is_not_a_connection() -> None:
+    """connect() opens when used: with `with`, `for` or `.open()`; used as a connection
+    it says so."""
+    pending = hybi.sync.connect("ws://127.0.0.1:1/")
+    with pytest.raises(AttributeError, match=r"connect\(\) is not a connection .*open\(\)"):
+        pending.send("hi")  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        pending.nonsense  # type: ignore[attr-defined]  # noqa: B018
+
+
 # -- logging -----------------------------------------------------------------------------------------
 
 
@@ -1096,3 +1528,81 @@ def test_tls_with_asyncio_peers(tls_contexts: tuple[ssl.SSLContext, ssl.SSLConte
 
     with sync_server(ssl=server_context) as server:
         run(main(f"wss://localhost:{server.port}/"))
+
+
+@pytest.mark.parametrize("peer", PEERS)
+def test_server_hostname_names_the_certificate(tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext], peer: str) -> None:
+    server_context, client_context = tls_contexts
+    with a_server(peer, ssl=server_context) as url:
+        secure = url.replace("ws://", "wss://")  # 127.0.0.1: the certificate names localhost
+        with pytest.raises(ssl.SSLCertVerificationError):
+            hybi.sync.connect(secure, ssl=client_context).open()
+        with hybi.sync.connect(secure, ssl=client_context, server_hostname="localhost") as ws:
+            ws.send("named")
+            assert ws.recv(timeout=WAIT) == "named"
+
+
+# -- a typed API ------------------------------------------------------------------------------------
+
+USER_PROGRAM = """
+import hybi
+import hybi.sync
+from hybi.sansio.reconnect import Backoff
+
+def handler(ws: hybi.sync.ServerConnection) -> None:
+    for message in ws:
+        ws.send(message, compress=False)
+
+def stamp(ws: hybi.sync.ServerConnection, request: hybi.Request, response: hybi.Response) -> hybi.Response | None:
+    response.headers.add("X-Path", ws.path)
+    return None
+
+def main() -> None:
+    with hybi.sync.serve(
+        handler, "127.0.0.1", 0, versions=(13, 8), subprotocols=["chat"], require_subprotocol=True,
+        process_response=stamp, additional_headers={"X-A": "1"}, server_header=None,
+        idle_timeout=30.0, max_fragments=100, max_size=1 << 16,
+    ) as server:
+        url = f"ws://127.0.0.1:{server.port}/"
+        with hybi.sync.connect(
+            url, versions=[8, 13], compression="memory", extra_headers=[("X-B", "2")],
+            user_agent_header=None, server_hostname=None, idle_timeout=None, max_fragments=None,
+        ) as ws:
+            ws.send("hi")
+            reply: str | bytes = ws.recv(timeout=5)
+            print(reply, ws.version, ws.latency, ws.id.hex, ws.local_address, ws.remote_address, ws.extensions)
+        for again in hybi.sync.connect(url, backoff=Backoff(initial=1.0)):
+            again.send("once more")
+            break
+        opened: hybi.sync.ClientConnection = hybi.sync.connect(url).open()
+        opened.close()
+        skipped: int = hybi.sync.broadcast(server.connections, "to all")
+        print(skipped)
+"""
+
+
+def test_a_user_program_type_checks(tmp_path: Path) -> None:
+    result = mypy(USER_PROGRAM, tmp_path)
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize(
+    ("right", "wrong"),
+    [("subprotocols=", "subprotocol="), ("user_agent_header=", "user_agent="), ("server_header=", "server_headers=")],
+)
+def test_a_misspelt_option_fails_type_checking_and_at_run_time(tmp_path: Path, right: str, wrong: str) -> None:
+    result = mypy(USER_PROGRAM.replace(right, wrong), tmp_path)
+    assert result.returncode == 1 and f'Unexpected keyword argument "{wrong[:-1]}"' in result.stdout, result.stdout
+    with pytest.raises(TypeError, match=wrong[:-1]):
+        if wrong == "user_agent=":
+            hybi.sync.connect("ws://127.0.0.1:1/", user_agent="me")  # type: ignore[call-arg]
+        else:
+            hybi.sync.serve(echo, "127.0.0.1", 0, **{wrong[:-1]: None})
+
+
+def test_using_connect_as_a_connection_fails_type_checking(tmp_path: Path) -> None:
+    program = USER_PROGRAM.replace(
+        "opened: hybi.sync.ClientConnection = hybi.sync.connect(url).open()", "opened = hybi.sync.connect(url)"
+    )
+    result = mypy(program, tmp_path)
+    assert result.returncode == 1 and '"connect" has no attribute "close"' in result.stdout, result.stdout
