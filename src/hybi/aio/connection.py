@@ -22,10 +22,10 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any, cast
 
-from hybi._logging import ConnectionLogger, LoggedConnection, preview
+from hybi._handshake_info import HandshakeInfo
+from hybi._logging import ConnectionLogger, preview
 from hybi.exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, InvalidHandshake, InvalidState
 from hybi.sansio.connection import Connection as Protocol
-from hybi.sansio.dialects import Dialect
 from hybi.sansio.events import (
     ConnectionFailed,
     Event,
@@ -36,8 +36,7 @@ from hybi.sansio.events import (
     State,
     TransportAction,
 )
-from hybi.sansio.extensions import Extension
-from hybi.sansio.http import Headers, Request, Response
+from hybi.sansio.http import Request
 
 __all__ = ["Connection", "Data"]
 
@@ -50,7 +49,7 @@ at the end of the loop's turn: a sender that does not yield, or that sends large
 then hands its frames to the transport and waits while the transport pushes back."""
 
 
-class Connection(LoggedConnection, asyncio.Protocol):
+class Connection(HandshakeInfo, asyncio.Protocol):
     """One WebSocket connection, during and after its opening handshake.
 
     Use `send`, `recv` or `async for`, `ping`, `close`. `version`, `subprotocol`,
@@ -101,49 +100,6 @@ class Connection(LoggedConnection, asyncio.Protocol):
             elif isinstance(self._handshake_outcome, BaseException):
                 self._opened_future.set_exception(self._handshake_outcome)
         return self._opened_future
-
-    @property
-    def dialect(self) -> Dialect | None:
-        return self.protocol.dialect
-
-    @property
-    def version(self) -> int | str | None:
-        """The negotiated version: its number (13, 8, 7, 6, 5) or, for the drafts before
-        version numbers, its name ("hybi-02", "hixie-76", "hixie-75"); None before."""
-        return self.protocol.version
-
-    @property
-    def subprotocol(self) -> str | None:
-        return self.protocol.subprotocol
-
-    @property
-    def extensions(self) -> tuple[Extension, ...]:
-        """The extensions agreed (permessage-deflate's has `.name` "permessage-deflate")."""
-        return self.protocol.extensions
-
-    @property
-    def request(self) -> Request | None:
-        return self.protocol.request
-
-    @property
-    def response(self) -> Response | None:
-        return self.protocol.response
-
-    @property
-    def path(self) -> str:
-        return self.request.target if self.request is not None else ""
-
-    @property
-    def request_headers(self) -> Headers:
-        return self.request.headers if self.request is not None else Headers()
-
-    @property
-    def response_headers(self) -> Headers:
-        return self.response.headers if self.response is not None else Headers()
-
-    @property
-    def state(self) -> State:
-        return self.protocol.state
 
     @property
     def writing_paused(self) -> bool:

@@ -29,7 +29,8 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Self
 
-from hybi._logging import LoggedConnection, preview
+from hybi._handshake_info import HandshakeInfo
+from hybi._logging import preview
 from hybi.exceptions import (
     ConnectionClosed,
     ConnectionClosedError,
@@ -39,7 +40,6 @@ from hybi.exceptions import (
     InvalidState,
 )
 from hybi.sansio.connection import Connection as Protocol
-from hybi.sansio.dialects import Dialect
 from hybi.sansio.events import (
     ConnectionFailed,
     Event,
@@ -50,8 +50,7 @@ from hybi.sansio.events import (
     State,
     TransportAction,
 )
-from hybi.sansio.extensions import Extension
-from hybi.sansio.http import Headers, Request, Response
+from hybi.sansio.http import Request
 
 __all__ = ["Connection", "Data", "PongWaiter"]
 
@@ -101,7 +100,7 @@ class PongWaiter:
         self._done.set()
 
 
-class Connection(LoggedConnection):
+class Connection(HandshakeInfo):
     """One WebSocket connection, during and after its opening handshake.
 
     Use `send`, `recv` or `for message in ws`, `ping`, `close`; `with ws:` closes it at the
@@ -147,49 +146,6 @@ class Connection(LoggedConnection):
         self._thread = threading.Thread(target=self._run, name="hybi-sync-pump", daemon=True)
 
     # -- what the handshake agreed -------------------------------------------------------
-
-    @property
-    def dialect(self) -> Dialect | None:
-        return self.protocol.dialect
-
-    @property
-    def version(self) -> int | str | None:
-        """The negotiated version: its number (13, 8, 7, 6, 5) or, for the drafts before
-        version numbers, its name ("hybi-02", "hixie-76", "hixie-75"); None before."""
-        return self.protocol.version
-
-    @property
-    def subprotocol(self) -> str | None:
-        return self.protocol.subprotocol
-
-    @property
-    def extensions(self) -> tuple[Extension, ...]:
-        """The extensions agreed (permessage-deflate's has `.name` "permessage-deflate")."""
-        return self.protocol.extensions
-
-    @property
-    def request(self) -> Request | None:
-        return self.protocol.request
-
-    @property
-    def response(self) -> Response | None:
-        return self.protocol.response
-
-    @property
-    def path(self) -> str:
-        return self.request.target if self.request is not None else ""
-
-    @property
-    def request_headers(self) -> Headers:
-        return self.request.headers if self.request is not None else Headers()
-
-    @property
-    def response_headers(self) -> Headers:
-        return self.response.headers if self.response is not None else Headers()
-
-    @property
-    def state(self) -> State:
-        return self.protocol.state
 
     @property
     def writing_paused(self) -> bool:
