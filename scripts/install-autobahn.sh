@@ -6,7 +6,9 @@
 # Debian 12 has no Python 2.7, so the interpreter comes from Debian 11's packages, fetched
 # with a private apt configuration (the machine's own apt sources, lists and caches are
 # left alone) and unpacked with dpkg-deb -x. Its packages then come from PyPI through
-# pip 20.3.4, every version pinned below, with nothing compiled.
+# pip 20.3.4, every version pinned below. One is compiled, with the machine's gcc: wsaccel,
+# autobahn's C accelerator, which halves wstest's time on the compression cases (see
+# WSACCEL_VERSION); without a working C compiler the install goes on without it and says so.
 #
 # Afterwards $HOME_DIR/bin/wstest runs the suite and $HOME_DIR/bin/python2.7 the interpreter.
 # Running it again is a quick no-op while the pins below are unchanged.
@@ -92,17 +94,50 @@ WHEELS=(
     # unittest2 1.1.0's back-ports (its argparse requirement is in Python 2.7 itself).
     traceback2==1.4.0
     linecache2==1.0.0
-    # Left out on purpose: autobahn's "accelerate" extra (wsaccel, ujson) would need a C
-    # compiler and Python 2.7 headers; autobahn falls back to pure Python without it.
+    # Left out on purpose: ujson, the other half of autobahn's "accelerate" extra, which
+    # only its WAMP serializers use (wstest's WebSocket cases do not).
 )
 
-# What is installed: a change of any pin above reinstalls everything.
-fingerprint="$SUITE ${DEBS[*]} pip==$PIP_VERSION Twisted==$TWISTED_VERSION ${SOURCES[*]} ${WHEELS[*]}"
+# wsaccel, the C versions of the two loops that autobahn otherwise runs in Python over
+# every byte: the XOR masking of each frame and the UTF-8 validation of each text message
+# (autobahn/websocket/xormasker.py and utf8validator.py import it when they can). In the
+# compression cases (12.*, 13.*: 1000 messages of up to 128 KiB each) they take about half
+# of wstest's time; with wsaccel, most of what remains is zlib's. 0.6.3 is the last release
+# for Python 2 (0.6.4's setup.py no longer runs on it) and is published as source only,
+# with the C files that Cython 0.29 generated, so setuptools 44 builds it without Cython.
+# It builds against Python 2.7's headers, from Debian 11's libpython2.7-dev, unpacked
+# privately for the build and removed after it (python2.7-dev would only add the
+# python2.7-config link). Without a working C compiler (gcc, with libc6-dev), wstest runs
+# in pure Python, as before.
+WSACCEL_VERSION=0.6.3
+HEADER_DEBS=(libpython2.7-dev)
+
+# What is installed: a change of any pin above reinstalls everything. An install made
+# without wsaccel (no C compiler) is redone once a compiler is there.
+fingerprint_base="$SUITE ${DEBS[*]} pip==$PIP_VERSION Twisted==$TWISTED_VERSION ${SOURCES[*]} ${WHEELS[*]}"
+fingerprint_accel="$fingerprint_base wsaccel==$WSACCEL_VERSION ${HEADER_DEBS[*]}"
+fingerprint_plain="$fingerprint_base without wsaccel"
 
 say() { echo "install-autobahn: $*"; }
 die() {
     echo "install-autobahn: $*" >&2
     exit 1
+}
+no_compiler() {
+    echo "install-autobahn: no working C compiler (gcc with libc6-dev; e.g. apt-get install gcc):" \
+        "wsaccel is not built, wstest runs in pure Python, about half as fast" >&2
+}
+
+# Whether gcc can build a Python extension: compile and link a shared object that uses
+# the C headers wsaccel's sources include.
+compiler_works() {
+    command -v gcc >/dev/null 2>&1 || return 1
+    local probe status
+    probe=$(mktemp -d)
+    printf '#include <math.h>\n#include <stddef.h>\n#include <stdint.h>\n#include <string.h>\nint probe(void) { return 0; }\n' >"$probe/probe.c"
+    gcc -shared -fPIC -o "$probe/probe.so" "$probe/probe.c" >/dev/null 2>&1 && status=0 || status=1
+    rm -rf "$probe"
+    return "$status"
 }
 
 mkdir -p "$HOME_DIR"
@@ -110,8 +145,17 @@ mkdir -p "$HOME_DIR"
 exec 9>"$HOME_DIR/.lock"
 flock 9
 
-if [ -x "$HOME_DIR/bin/wstest" ] && [ "$(cat "$HOME_DIR/.installed" 2>/dev/null)" = "$fingerprint" ]; then
+installed=""
+if [ -x "$HOME_DIR/bin/wstest" ]; then installed=$(cat "$HOME_DIR/.installed" 2>/dev/null || true); fi
+if [ "$installed" = "$fingerprint_accel" ]; then
     say "already installed in $HOME_DIR"
+    exit 0
+fi
+accel=1
+compiler_works || accel=""
+if [ -z "$accel" ] && [ "$installed" = "$fingerprint_plain" ]; then
+    no_compiler
+    say "already installed in $HOME_DIR (without wsaccel)"
     exit 0
 fi
 say "installing into $HOME_DIR"
@@ -187,7 +231,20 @@ for deb in "$apt_dir"/debs/*.deb; do
     dpkg-deb -x "$deb" "$HOME_DIR/python"
 done
 (cd "$apt_dir/debs" && ls) >"$HOME_DIR/python/debs.txt"
-rm -rf "$apt_dir/lists" "$apt_dir/cache" "$apt_dir/debs"
+# Python 2.7's headers, for building wsaccel only: unpacked beside it, removed afterwards.
+build="$HOME_DIR/build"
+headers="$build/headers"
+if [ -n "$accel" ]; then
+    mkdir -p "$apt_dir/header-debs" "$headers"
+    (cd "$apt_dir/header-debs" && private_apt download "${HEADER_DEBS[@]}" >"$apt_dir/download.log" 2>&1) || {
+        cat "$apt_dir/download.log" >&2
+        die "apt-get download failed"
+    }
+    for deb in "$apt_dir"/header-debs/*.deb; do
+        dpkg-deb -x "$deb" "$headers"
+    done
+fi
+rm -rf "$apt_dir/lists" "$apt_dir/cache" "$apt_dir/debs" "$apt_dir/header-debs"
 
 # The interpreter, run through a wrapper that points it at its private standard library
 # and libraries; packages go to its user site folder (a real site folder, .pth files work).
@@ -222,7 +279,6 @@ for candidate in "${HYBI_PYTHON3:-}" "$repo/.venv/bin/python" python3; do
     fi
 done
 [ -n "$python3" ] || die "a Python 3 with pip is needed to fetch pip $PIP_VERSION (set HYBI_PYTHON3)"
-build="$HOME_DIR/build"
 mkdir -p "$build"
 "$python3" -m pip download --quiet --disable-pip-version-check "pip==$PIP_VERSION" --no-deps \
     --only-binary=:all: --python-version 2.7 -d "$build"
@@ -262,9 +318,32 @@ pip27_install "$build"/wheels/Twisted-"$TWISTED_VERSION"-*.whl
 
 say "installing ${SOURCES[*]}"
 pip27_install --no-binary=:all: "${SOURCES[@]}"
+
+fingerprint=$fingerprint_plain
+if [ -n "$accel" ]; then
+    # Debian's python2.7 names its compiler x86_64-linux-gnu-gcc and its headers
+    # /usr/include/python2.7: the machine's gcc, and the headers unpacked above (whose
+    # pyconfig.h includes <x86_64-linux-gnu/python2.7/pyconfig.h>), instead.
+    say "building wsaccel $WSACCEL_VERSION with $(gcc --version | head -n 1)"
+    CC="gcc -pthread" LDSHARED="gcc -pthread -shared" \
+        CFLAGS="-I$headers/usr/include/python2.7 -I$headers/usr/include" \
+        pip27_install --no-binary=:all: "wsaccel==$WSACCEL_VERSION" >"$build/wsaccel.log" 2>&1 || {
+        cat "$build/wsaccel.log" >&2
+        die "building wsaccel failed"
+    }
+    fingerprint=$fingerprint_accel
+else
+    no_compiler
+fi
 rm -rf "$build"
 
 "$py27" -c 'import autobahntestsuite.fuzzing' || die "wstest does not import"
 say "$("$py27" -c 'import autobahntestsuite, autobahn, twisted; print("autobahntestsuite %s, autobahn %s, Twisted %s" % (autobahntestsuite.version, autobahn.version, twisted.__version__))')"
+# Which masking and UTF-8 validation autobahn picked, as wstest prints them when it starts.
+implementations=$("$py27" -c 'from autobahn.websocket import utf8validator, xormasker; print("%s, %s" % (utf8validator.Utf8Validator.__module__, xormasker.XorMaskerNull.__module__))')
+say "autobahn's UTF-8 validator and XOR masker: $implementations"
+if [ -n "$accel" ] && [ "$implementations" != "wsaccel.utf8validator, wsaccel.xormask" ]; then
+    die "wsaccel was built, but autobahn does not use it"
+fi
 echo "$fingerprint" >"$HOME_DIR/.installed"
 say "wstest is $HOME_DIR/bin/wstest"
