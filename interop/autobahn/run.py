@@ -5,6 +5,9 @@
 - server: `hybi serve` (the CLI's echo server) is tested by wstest's fuzzingclient;
 - client: hybi's client (client.py beside this file) is tested by wstest's fuzzingserver.
 
+`both` runs the two roles at the same time: each keeps one core busy (wstest and hybi take
+turns within a role), so on two cores both take about as long as the slower one.
+
 wstest comes from scripts/install-autobahn.sh (--install runs it first). Everything listens
 on 127.0.0.1 only, on ports free at run time. The specs are fuzzingclient.json and
 fuzzingserver.json beside this file, to which the run adds the port, the cases and the
@@ -35,7 +38,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -61,6 +64,7 @@ SERVER_MAX_SIZE = 32 * 1024 * 1024
 DEFAULT_TIMEOUT = 900.0
 STOP_TIMEOUT = 10.0
 START_TIMEOUT = 60.0
+POLL_INTERVAL = 0.2
 PR_SET_PDEATHSIG = 1
 
 
@@ -83,6 +87,9 @@ class RoleRun:
     results: dict[str, CaseResult] = field(default_factory=dict)
     expected: int | None = None
     seconds: float = 0.0
+    # How wstest masks frames and validates UTF-8, as it says when it starts: "wsaccel"
+    # (C) or "pure Python" (no wsaccel: about half as fast), None if it did not say.
+    speedups: str | None = None
 
     @property
     def folder(self) -> Path:
@@ -209,13 +216,6 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def wait_exit(process: subprocess.Popen[bytes], deadline: Deadline, what: str, log: Path) -> int:
-    try:
-        return process.wait(timeout=deadline.left())
-    except subprocess.TimeoutExpired:
-        raise RunError(f"{what} still running after {deadline.seconds:.0f} s; see {relative(log)}") from None
-
-
 def wait_for_line(process: subprocess.Popen[bytes], log: Path, pattern: str, what: str) -> re.Match[str]:
     """Wait until the program has written a line matching `pattern` to its log."""
     deadline = Deadline(START_TIMEOUT)
@@ -264,35 +264,130 @@ def expected_count(log: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def run_server_role(folder: Path, deadline: Deadline) -> int | None:
-    """hybi serve, tested by the fuzzingclient; return how many cases wstest announced."""
+# What starting a role gives: the program whose exit ends the run, its name and log, and a
+# check of the run, given that program's exit status, that raises RunError.
+Started = tuple[subprocess.Popen[bytes], str, Path, Callable[[int], None]]
+
+
+@dataclass
+class Running:
+    """A role whose programs run: `main` (wstest's fuzzingclient, or client.py) exits when
+    the cases are done; `check` then raises RunError if the run went wrong."""
+
+    run: RoleRun
+    deadline: Deadline
+    started_at: float
+    programs: ExitStack
+    main: subprocess.Popen[bytes]
+    name: str
+    log: Path
+    check: Callable[[int], None]
+
+
+def start_server_role(folder: Path, programs: ExitStack) -> Started:
+    """hybi serve, tested by the fuzzingclient."""
     server_log, wstest_log = folder / "hybi-serve.log", folder / "wstest.log"
     serve = [*hybi_command(), "serve", "--host", "127.0.0.1", "--port", "0", "--max-size", str(SERVER_MAX_SIZE)]
-    with started(serve, server_log, folder) as server:
-        found = wait_for_line(server, server_log, r"on ws://127\.0\.0\.1:(\d+)/", "hybi serve")
-        spec = write_spec("server", int(found.group(1)), folder)
-        with started(wstest("fuzzingclient", spec), wstest_log, folder) as fuzzer:
-            status = wait_exit(fuzzer, deadline, "wstest's fuzzingclient", wstest_log)
+    server = programs.enter_context(started(serve, server_log, folder))
+    found = wait_for_line(server, server_log, r"on ws://127\.0\.0\.1:(\d+)/", "hybi serve")
+    spec = write_spec("server", int(found.group(1)), folder)
+    fuzzer = programs.enter_context(started(wstest("fuzzingclient", spec), wstest_log, folder))
+
+    def check(status: int) -> None:
         if status != 0:
             raise RunError(f"wstest's fuzzingclient exited with status {status}; see {relative(wstest_log)}")
         if server.poll() is not None:
             raise RunError(f"hybi serve exited during the run; see {relative(server_log)}")
-    return expected_count(wstest_log)
+
+    return fuzzer, "wstest's fuzzingclient", wstest_log, check
 
 
-def run_client_role(folder: Path, deadline: Deadline) -> int | None:
+def start_client_role(folder: Path, programs: ExitStack) -> Started:
     """hybi's client (client.py), tested by the fuzzingserver."""
     wstest_log, client_log = folder / "wstest.log", folder / "client.log"
     port = free_port()
     spec = write_spec("client", port, folder)
-    with started(wstest("fuzzingserver", spec), wstest_log, folder) as fuzzer:
-        wait_listening(fuzzer, port, wstest_log, "wstest's fuzzingserver")
-        driver = [sys.executable, str(HERE / "client.py"), f"ws://127.0.0.1:{port}", "--agent", AGENT]
-        with started(driver, client_log, folder) as client:
-            status = wait_exit(client, deadline, "client.py", client_log)
+    fuzzer = programs.enter_context(started(wstest("fuzzingserver", spec), wstest_log, folder))
+    wait_listening(fuzzer, port, wstest_log, "wstest's fuzzingserver")
+    driver = [sys.executable, str(HERE / "client.py"), f"ws://127.0.0.1:{port}", "--agent", AGENT]
+    client = programs.enter_context(started(driver, client_log, folder))
+
+    def check(status: int) -> None:
         if status != 0:
             raise RunError(f"client.py exited with status {status}; see {relative(client_log)}")
-    return expected_count(wstest_log)
+
+    return client, "client.py", client_log, check
+
+
+def start_role(role: str, timeout: float) -> Running:
+    """Start a role from scratch (its reports folder is emptied first)."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    run = RoleRun(role)
+    shutil.rmtree(run.folder, ignore_errors=True)
+    run.folder.mkdir(parents=True)
+    started_at = time.monotonic()
+    deadline = Deadline(timeout)
+    starter = start_server_role if role == "server" else start_client_role
+    with ExitStack() as programs:
+        main, name, log, check = starter(run.folder, programs)
+        return Running(run, deadline, started_at, programs.pop_all(), main, name, log, check)
+
+
+def finish_role(running: Running) -> RoleRun:
+    """Once `main` has exited (or the deadline passed): end the role's programs, read its
+    reports."""
+    run = running.run
+    with running.programs:
+        status = running.main.poll()
+        if status is None:
+            raise RunError(
+                f"{running.name} still running after {running.deadline.seconds:.0f} s; see {relative(running.log)}"
+            )
+        running.check(status)
+    run.seconds = time.monotonic() - running.started_at
+    run.expected = expected_count(run.folder / "wstest.log")
+    run.speedups = wstest_speedups(run.folder / "wstest.log")
+    run.results = read_results(run.folder)
+    return run
+
+
+def run_roles(roles: Sequence[str], timeout: float = DEFAULT_TIMEOUT) -> dict[str, RoleRun | RunError]:
+    """Run the roles at the same time, each from scratch and within `timeout` s of its
+    start; return each one's run, or the error that stopped it. Every program started is
+    ended before this returns."""
+    outcomes: dict[str, RoleRun | RunError] = {}
+    with ExitStack() as stack:
+        running: dict[str, Running] = {}
+        for role in roles:
+            try:
+                running[role] = start_role(role, timeout)
+            except RunError as error:
+                outcomes[role] = error
+                continue
+            stack.enter_context(running[role].programs)
+        while running:
+            for role, current in list(running.items()):
+                if current.main.poll() is None and current.deadline.left() > 0:
+                    continue
+                del running[role]
+                try:
+                    outcomes[role] = finish_role(current)
+                except RunError as error:
+                    outcomes[role] = error
+            if running:
+                time.sleep(POLL_INTERVAL)
+    return {role: outcomes[role] for role in roles}
+
+
+def wstest_speedups(log: Path) -> str | None:
+    """How wstest masks and validates UTF-8, from the classes it names when it starts:
+    "wsaccel" or "pure Python"."""
+    text = log.read_text(errors="replace")
+    classes = re.findall(r"^Using (?:UTF8 Validator|XOR Masker) class(?:es)? (.*)$", text, re.MULTILINE)
+    if len(classes) != 2:
+        return None
+    return "wsaccel" if all("wsaccel." in name for name in classes) else "pure Python"
 
 
 def read_results(folder: Path) -> dict[str, CaseResult]:
@@ -310,22 +405,6 @@ def read_results(folder: Path) -> dict[str, CaseResult]:
         )
         for case, entry in sorted(cases.items(), key=lambda item: case_key(item[0]))
     }
-
-
-def run_role(role: str, timeout: float = DEFAULT_TIMEOUT) -> RoleRun:
-    """Run one role from scratch (its reports folder is emptied first) within `timeout` s."""
-    if role not in ROLES:
-        raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
-    run = RoleRun(role)
-    shutil.rmtree(run.folder, ignore_errors=True)
-    run.folder.mkdir(parents=True)
-    started_at = time.monotonic()
-    deadline = Deadline(timeout)
-    runner = run_server_role if role == "server" else run_client_role
-    run.expected = runner(run.folder, deadline)
-    run.seconds = time.monotonic() - started_at
-    run.results = read_results(run.folder)
-    return run
 
 
 def problems(run: RoleRun) -> list[str]:
@@ -355,7 +434,7 @@ def headline(run: RoleRun) -> str:
     title = f"Autobahn|Testsuite, role {run.role} ({SUBJECTS[run.role]})"
     return "\n".join(
         [
-            f"{title}: {len(run.results)} cases in {run.seconds:.1f} s",
+            f"{title}: {len(run.results)} cases in {run.seconds:.1f} s (wstest: {run.speedups or 'unknown'})",
             "  " + ", ".join(f"{name} {counts.get(name, 0)}" for name in names),
         ]
     )
@@ -382,19 +461,22 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     args = parser.parse_args(argv)
     if args.install:
         install()
+    roles = ROLES if args.role == "both" else (args.role,)
+    print(f"autobahn: running role {' and '.join(roles)} (cases {cases_setting()})", file=out)
+    out.flush()
+    started_at = time.monotonic()
+    outcomes = run_roles(roles, args.timeout)
     status = 0
-    for role in ROLES if args.role == "both" else (args.role,):
-        print(f"autobahn: running role {role} (cases {cases_setting()})", file=out)
-        out.flush()
-        try:
-            run = run_role(role, args.timeout)
-        except RunError as error:
-            print(f"autobahn: role {role} did not finish: {error}", file=out)
+    for role, outcome in outcomes.items():
+        if isinstance(outcome, RunError):
+            print(f"autobahn: role {role} did not finish: {outcome}", file=out)
             status = 2
             continue
-        print(summary(run), file=out)
-        if problems(run) and status == 0:
+        print(summary(outcome), file=out)
+        if problems(outcome) and status == 0:
             status = 1
+    if len(roles) > 1:
+        print(f"autobahn: both roles in {time.monotonic() - started_at:.1f} s", file=out)
     return status
 
 
