@@ -112,8 +112,10 @@ WHEELS=(
 WSACCEL_VERSION=0.6.3
 HEADER_DEBS=(libpython2.7-dev)
 
-# What is installed: a change of any pin above reinstalls everything. An install made
-# without wsaccel (no C compiler) is redone once a compiler is there.
+# What is installed: a change of any pin above reinstalls everything. To an install
+# without wsaccel (made without a C compiler, or before wsaccel was added: its fingerprint
+# is fingerprint_base) wsaccel is added in place once a compiler is there, which leaves a
+# wstest running from it alone.
 fingerprint_base="$SUITE ${DEBS[*]} pip==$PIP_VERSION Twisted==$TWISTED_VERSION ${SOURCES[*]} ${WHEELS[*]}"
 fingerprint_accel="$fingerprint_base wsaccel==$WSACCEL_VERSION ${HEADER_DEBS[*]}"
 fingerprint_plain="$fingerprint_base without wsaccel"
@@ -153,13 +155,21 @@ if [ "$installed" = "$fingerprint_accel" ]; then
 fi
 accel=1
 compiler_works || accel=""
-if [ -z "$accel" ] && [ "$installed" = "$fingerprint_plain" ]; then
-    no_compiler
-    say "already installed in $HOME_DIR (without wsaccel)"
-    exit 0
+# full: everything from scratch; wsaccel: only wsaccel, added to an install without it.
+mode=full
+if [ "$installed" = "$fingerprint_plain" ] || [ "$installed" = "$fingerprint_base" ]; then
+    if [ -z "$accel" ]; then
+        no_compiler
+        say "already installed in $HOME_DIR (without wsaccel)"
+        exit 0
+    fi
+    mode=wsaccel
+    say "adding wsaccel to the install in $HOME_DIR"
+    rm -rf "${HOME_DIR:?}/build"
+else
+    say "installing into $HOME_DIR"
+    rm -rf "${HOME_DIR:?}/apt" "${HOME_DIR:?}/python" "${HOME_DIR:?}/site" "${HOME_DIR:?}/bin" "${HOME_DIR:?}/build" "${HOME_DIR:?}/.installed"
 fi
-say "installing into $HOME_DIR"
-rm -rf "${HOME_DIR:?}/apt" "${HOME_DIR:?}/python" "${HOME_DIR:?}/site" "${HOME_DIR:?}/bin" "${HOME_DIR:?}/build" "${HOME_DIR:?}/.installed"
 
 for tool in apt-get dpkg-deb flock; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is needed (this script expects Debian 12)"
@@ -212,25 +222,28 @@ Acquire::Languages "none";
 EOF
 private_apt() { apt-get -q -c "$apt_dir/apt.conf" "$@"; }
 
-say "fetching Debian $SUITE's python2.7 from $mirror"
+if [ "$mode" = full ]; then wanted="python2.7${accel:+ and its headers}"; else wanted="python2.7's headers"; fi
+say "fetching Debian $SUITE's $wanted from $mirror"
 private_apt update >"$apt_dir/update.log" 2>&1 || {
     cat "$apt_dir/update.log" >&2
     die "could not read Debian $SUITE from $mirror (moved to the archive? set HYBI_DEBIAN_MIRROR)"
 }
-debs=("${DEBS[@]}")
-for entry in "${OPTIONAL_LIBS[@]}"; do
-    read -r soname package <<<"$entry"
-    if ! /sbin/ldconfig -p 2>/dev/null | grep -q "[[:space:]]$soname "; then debs+=("$package"); fi
-done
-(cd "$apt_dir/debs" && private_apt download "${debs[@]}" >"$apt_dir/download.log" 2>&1) || {
-    cat "$apt_dir/download.log" >&2
-    die "apt-get download failed"
-}
-mkdir -p "$HOME_DIR/python"
-for deb in "$apt_dir"/debs/*.deb; do
-    dpkg-deb -x "$deb" "$HOME_DIR/python"
-done
-(cd "$apt_dir/debs" && ls) >"$HOME_DIR/python/debs.txt"
+if [ "$mode" = full ]; then
+    debs=("${DEBS[@]}")
+    for entry in "${OPTIONAL_LIBS[@]}"; do
+        read -r soname package <<<"$entry"
+        if ! /sbin/ldconfig -p 2>/dev/null | grep -q "[[:space:]]$soname "; then debs+=("$package"); fi
+    done
+    (cd "$apt_dir/debs" && private_apt download "${debs[@]}" >"$apt_dir/download.log" 2>&1) || {
+        cat "$apt_dir/download.log" >&2
+        die "apt-get download failed"
+    }
+    mkdir -p "$HOME_DIR/python"
+    for deb in "$apt_dir"/debs/*.deb; do
+        dpkg-deb -x "$deb" "$HOME_DIR/python"
+    done
+    (cd "$apt_dir/debs" && ls) >"$HOME_DIR/python/debs.txt"
+fi
 # Python 2.7's headers, for building wsaccel only: unpacked beside it, removed afterwards.
 build="$HOME_DIR/build"
 headers="$build/headers"
@@ -248,8 +261,10 @@ rm -rf "$apt_dir/lists" "$apt_dir/cache" "$apt_dir/debs" "$apt_dir/header-debs"
 
 # The interpreter, run through a wrapper that points it at its private standard library
 # and libraries; packages go to its user site folder (a real site folder, .pth files work).
-mkdir -p "$HOME_DIR/bin"
-cat >"$HOME_DIR/bin/python2.7" <<'EOF'
+py27="$HOME_DIR/bin/python2.7"
+if [ "$mode" = full ]; then
+    mkdir -p "$HOME_DIR/bin"
+    cat >"$HOME_DIR/bin/python2.7" <<'EOF'
 #!/bin/sh
 home=$(cd "$(dirname "$0")/.." && pwd)
 root="$home/python"
@@ -259,15 +274,15 @@ export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:-}"
 unset PYTHONPATH PYTHONSTARTUP PYTHONNOUSERSITE
 exec "$root/usr/bin/python2.7" "$@"
 EOF
-cat >"$HOME_DIR/bin/wstest" <<'EOF'
+    cat >"$HOME_DIR/bin/wstest" <<'EOF'
 #!/bin/sh
 exec "$(dirname "$0")/python2.7" -c 'import sys; sys.argv[0] = "wstest"; from autobahntestsuite.wstest import run; run()' "$@"
 EOF
-chmod +x "$HOME_DIR/bin/python2.7" "$HOME_DIR/bin/wstest"
-py27="$HOME_DIR/bin/python2.7"
-"$py27" -c 'import ssl, hashlib, ctypes, zlib, pyexpat, bz2, sqlite3, json' ||
-    die "the private python2.7 lacks a module it needs (missing library?)"
-say "$("$py27" -c 'import sys, ssl; print("Python %s, %s" % (sys.version.split()[0], ssl.OPENSSL_VERSION))')"
+    chmod +x "$HOME_DIR/bin/python2.7" "$HOME_DIR/bin/wstest"
+    "$py27" -c 'import ssl, hashlib, ctypes, zlib, pyexpat, bz2, sqlite3, json' ||
+        die "the private python2.7 lacks a module it needs (missing library?)"
+    say "$("$py27" -c 'import sys, ssl; print("Python %s, %s" % (sys.version.split()[0], ssl.OPENSSL_VERSION))')"
+fi
 
 # pip 20.3.4 as a wheel, fetched with a Python 3 pip (the project's venv when there is one)
 # and run from the wheel by python2.7.
@@ -283,8 +298,10 @@ mkdir -p "$build"
 "$python3" -m pip download --quiet --disable-pip-version-check "pip==$PIP_VERSION" --no-deps \
     --only-binary=:all: --python-version 2.7 -d "$build"
 # Twisted's source too (pip 20.3.4's own download command stops with an AssertionError here).
-"$python3" -m pip download --quiet --disable-pip-version-check "Twisted==$TWISTED_VERSION" --no-deps \
-    --no-binary=:all: -d "$build"
+if [ "$mode" = full ]; then
+    "$python3" -m pip download --quiet --disable-pip-version-check "Twisted==$TWISTED_VERSION" --no-deps \
+        --no-binary=:all: -d "$build"
+fi
 pip_wheel="$build/pip-$PIP_VERSION-py2.py3-none-any.whl"
 [ -f "$pip_wheel" ] || die "pip $PIP_VERSION was not downloaded"
 # pip's own certificate bundle is of 2020: trust the machine's when it has one.
@@ -298,26 +315,28 @@ pip27_install() {
     "$py27" "$pip_wheel/pip" install --quiet --user --no-deps --no-cache-dir --no-warn-script-location "$@"
 }
 
-say "installing ${#WHEELS[@]} wheels"
-pip27_install --only-binary=:all: "${WHEELS[@]}"
+if [ "$mode" = full ]; then
+    say "installing ${#WHEELS[@]} wheels"
+    pip27_install --only-binary=:all: "${WHEELS[@]}"
 
-# Twisted: build a wheel of its Python sources alone. Its setup.py would compile two
-# optional C modules (a test helper and sendmsg for UNIX sockets, neither used here),
-# which needs Python 2.7's headers and a compiler.
-say "building Twisted $TWISTED_VERSION without its optional C modules"
-"$py27" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
-    "$build/Twisted-$TWISTED_VERSION.tar.bz2" "$build"
-(
-    cd "$build/Twisted-$TWISTED_VERSION"
-    "$py27" setup.py build_py && "$py27" setup.py bdist_wheel --skip-build -d "$build/wheels"
-) >"$build/twisted.log" 2>&1 || {
-    cat "$build/twisted.log" >&2
-    die "building Twisted failed"
-}
-pip27_install "$build"/wheels/Twisted-"$TWISTED_VERSION"-*.whl
+    # Twisted: build a wheel of its Python sources alone. Its setup.py would compile two
+    # optional C modules (a test helper and sendmsg for UNIX sockets, neither used here),
+    # which needs Python 2.7's headers and a compiler.
+    say "building Twisted $TWISTED_VERSION without its optional C modules"
+    "$py27" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
+        "$build/Twisted-$TWISTED_VERSION.tar.bz2" "$build"
+    (
+        cd "$build/Twisted-$TWISTED_VERSION"
+        "$py27" setup.py build_py && "$py27" setup.py bdist_wheel --skip-build -d "$build/wheels"
+    ) >"$build/twisted.log" 2>&1 || {
+        cat "$build/twisted.log" >&2
+        die "building Twisted failed"
+    }
+    pip27_install "$build"/wheels/Twisted-"$TWISTED_VERSION"-*.whl
 
-say "installing ${SOURCES[*]}"
-pip27_install --no-binary=:all: "${SOURCES[@]}"
+    say "installing ${SOURCES[*]}"
+    pip27_install --no-binary=:all: "${SOURCES[@]}"
+fi
 
 fingerprint=$fingerprint_plain
 if [ -n "$accel" ]; then
