@@ -60,7 +60,7 @@ CLOSE_BEHAVIORS_ALLOWED = frozenset({"OK", "INFORMATIONAL"})
 # The largest message of the suite is 16 MiB (9.1.6, 9.2.6); hybi serve's default 1 MiB
 # would close those with 1009.
 SERVER_MAX_SIZE = 32 * 1024 * 1024
-DEFAULT_TIMEOUT = 3600.0
+DEFAULT_TIMEOUT = 1800.0
 STOP_TIMEOUT = 10.0
 START_TIMEOUT = 60.0
 POLL_INTERVAL = 0.2
