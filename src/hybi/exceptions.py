@@ -26,12 +26,17 @@ __all__ = [
     "InvalidHandshake",
     "InvalidState",
     "InvalidPayload",
+    "InvalidProxy",
+    "InvalidProxyMessage",
+    "InvalidProxyStatus",
     "InvalidStatus",
     "InvalidUTF8",
     "LegacyAnswer",
     "MessageTooBig",
     "NoCommonVersion",
     "ProtocolError",
+    "ProxyError",
+    "SOCKSRefused",
     "UnsupportedFeature",
 ]
 
@@ -195,3 +200,41 @@ class ConnectionClosedOK(ConnectionClosed):
 
 class ConnectionClosedError(ConnectionClosed):
     """The connection closed with an error, or dropped without a close handshake."""
+
+
+class ProxyError(HybiError):
+    """Reaching the server through a proxy failed at the proxy. `retryable` says whether
+    trying again may succeed (the proxy's own trouble) or not (a refusal, bad credentials)."""
+
+    retryable: bool = False
+
+
+class InvalidProxy(ProxyError, ValueError):
+    """A proxy URL hybi cannot use: unknown scheme, a path, a user without a password."""
+
+
+class InvalidProxyMessage(ProxyError):
+    """The proxy answered with bytes that are no valid reply of its protocol."""
+
+
+class InvalidProxyStatus(ProxyError):
+    """An HTTP proxy refused the CONNECT request (RFC 9110 section 9.3.6): `response`
+    holds its status and header fields (407: its `Proxy-Authenticate`). 5xx may pass."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(f"proxy refused the tunnel: {response.status} {response.reason}".rstrip())
+        self.response = response
+        self.retryable = response.status >= 500
+
+
+class SOCKSRefused(ProxyError):
+    """A SOCKS proxy refused the connection: `version` (4 or 5), `code` (its reply code,
+    or None when authentication failed) and why, in words."""
+
+    def __init__(self, version: int, code: int | None, reason: str, *, retryable: bool = False) -> None:
+        detail = f" (reply {code:#04x})" if code is not None else ""
+        super().__init__(f"SOCKS{version} proxy refused: {reason}{detail}")
+        self.version = version
+        self.code = code
+        self.reason = reason
+        self.retryable = retryable

@@ -2,7 +2,7 @@
 
 `retryable(error)` tells failures worth another attempt (the network, a server error, a
 server going away) from those that will fail the same way again (a refusal, no common
-version, an invalid answer); `Backoff` gives the delays. The asyncio and sync clients both
+version, an invalid answer, a proxy that refuses); `Backoff` gives the delays. The asyncio and sync clients both
 follow them: they only sleep.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 
-from hybi.exceptions import ConnectionClosed, HandshakeError, InvalidStatus, NoCommonVersion
+from hybi.exceptions import ConnectionClosed, HandshakeError, InvalidStatus, NoCommonVersion, ProxyError
 
 __all__ = ["RETRYABLE_CLOSE_CODES", "Backoff", "retryable"]
 
@@ -22,6 +22,8 @@ def retryable(error: BaseException) -> bool:
     """Whether opening again may succeed where `error` ended the last attempt or connection."""
     if isinstance(error, NoCommonVersion):
         return False
+    if isinstance(error, ProxyError):
+        return error.retryable  # the proxy's trouble (5xx, unreachable) may pass; a refusal will not
     if isinstance(error, InvalidStatus):
         return error.response.status >= 500
     if isinstance(error, ConnectionClosed):
