@@ -16,9 +16,11 @@ from types import TracebackType
 from typing import Any
 
 from hybi._options import header_fields, one_of_the_header_options, tls_handshake_failed
+from hybi._proxy import ProxySetting, choose_proxy, proxy_tls
 from hybi._version import __version__
 from hybi.aio.connection import Connection
-from hybi.exceptions import HandshakeAttempt, HandshakeError
+from hybi.aio.proxy import open_tunnel
+from hybi.exceptions import HandshakeAttempt, HandshakeError, InvalidProxyMessage
 from hybi.sansio.connection import DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_SIZE, Options
 from hybi.sansio.connection import ClientConnection as ClientProtocol
 from hybi.sansio.deflate import CompressionSetting, client_factories
@@ -58,6 +60,12 @@ class connect:  # noqa: N801 - used like a function, as in `async with connect(.
     certificate against. With `async for`, a failed attempt is retried after `backoff`
     delays (RFC 6455 section 7.2.3) when `hybi.sansio.reconnect.retryable` says it may
     succeed; other failures raise.
+
+    `proxy` is True by default: the proxy the environment names (`HTTPS_PROXY`, `HTTP_PROXY`
+    for ws://, `ALL_PROXY`; `NO_PROXY` exempts hosts), if any; a URL (`http://`, `https://`,
+    `socks5h://`, `socks5://`, `socks4a://`, `socks4://`, credentials as `user:password@`)
+    picks one, and None connects directly. `proxy_ssl` and `proxy_server_hostname` are for
+    TLS to an `https://` proxy; `ssl` and `server_hostname` stay the server's, inside it.
     """
 
     def __init__(
@@ -85,8 +93,14 @@ class connect:  # noqa: N801 - used like a function, as in `async with connect(.
         max_queue: int = 32,
         limits: HTTPLimits = DEFAULT_LIMITS,
         backoff: Backoff | None = None,
+        proxy: ProxySetting = True,
+        proxy_ssl: ssl_module.SSLContext | None = None,
+        proxy_server_hostname: str | None = None,
     ) -> None:
         self.uri: WebSocketURI = parse_uri(uri)
+        self.proxy = choose_proxy(self.uri, proxy)
+        self.proxy_ssl = proxy_tls(self.proxy, proxy_ssl)
+        self.proxy_server_hostname = proxy_server_hostname
         self.dialects = resolve_versions(versions)
         self.subprotocols = tuple(subprotocols)
         self.origin = origin
@@ -129,13 +143,16 @@ class connect:  # noqa: N801 - used like a function, as in `async with connect(.
             now=loop.time(),
         )
         try:
-            _, connection = await loop.create_connection(
-                lambda: ClientConnection(protocol, max_queue=self.max_queue),
-                self.host,
-                self.port,
-                ssl=self.ssl,
-                server_hostname=(self.server_hostname or self.uri.host) if self.ssl is not None else None,
-            )
+            if self.proxy is not None:
+                connection = await self._through_proxy(protocol)
+            else:
+                _, connection = await loop.create_connection(
+                    lambda: ClientConnection(protocol, max_queue=self.max_queue),
+                    self.host,
+                    self.port,
+                    ssl=self.ssl,
+                    server_hostname=(self.server_hostname or self.uri.host) if self.ssl is not None else None,
+                )
         except ssl_module.SSLCertVerificationError:
             raise  # a real TLS server whose certificate is not trusted: said clearly already
         except (ssl_module.SSLError, ConnectionResetError) as error:
@@ -147,6 +164,40 @@ class connect:  # noqa: N801 - used like a function, as in `async with connect(.
         except BaseException:
             if connection.transport is not None:
                 connection.transport.abort()
+            raise
+        return connection
+
+    async def _through_proxy(self, protocol: ClientProtocol) -> ClientConnection:
+        """A tunnel through the proxy, TLS to the server inside it for wss:// (TLS in TLS
+        with an https:// proxy), then the WebSocket connection on the same transport."""
+        assert self.proxy is not None
+        loop = asyncio.get_running_loop()
+        transport, tunnel = await open_tunnel(
+            self.proxy,
+            self.host,
+            self.port,
+            proxy_ssl=self.proxy_ssl,
+            proxy_server_hostname=self.proxy_server_hostname,
+            user_agent=self.additional_headers.get("User-Agent"),
+        )
+        try:
+            if self.ssl is not None:
+                if tunnel.early:
+                    raise InvalidProxyMessage("bytes came through the tunnel before the TLS handshake")
+                tls = await loop.start_tls(
+                    transport, tunnel, self.ssl, server_hostname=self.server_hostname or self.uri.host
+                )
+                if tls is None:  # pragma: no cover - only when the loop is closing
+                    raise ConnectionResetError("the event loop closed during the TLS handshake")
+                transport = tls
+            connection = ClientConnection(protocol, max_queue=self.max_queue)
+            transport.set_protocol(connection)
+            connection.connection_made(transport)
+            if tunnel.early:
+                connection.data_received(bytes(tunnel.early))
+            transport.resume_reading()
+        except BaseException:
+            transport.abort()
             raise
         return connection
 

@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, NoReturn
 
 from hybi._options import header_fields, one_of_the_header_options, tls_handshake_failed
+from hybi._proxy import ProxySetting, choose_proxy, proxy_tls
 from hybi.aio.client import USER_AGENT
 from hybi.exceptions import HandshakeAttempt, HandshakeError
 from hybi.sansio.connection import DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_SIZE, Options
@@ -30,6 +31,7 @@ from hybi.sansio.negotiation import ClientNegotiation
 from hybi.sansio.reconnect import Backoff, retryable
 from hybi.sansio.uri import WebSocketURI, parse_uri
 from hybi.sync.connection import Connection
+from hybi.sync.proxy import open_tunnel, relay
 
 __all__ = ["USER_AGENT", "ClientConnection", "connect"]
 
@@ -61,6 +63,8 @@ class connect:  # noqa: N801 - used like a function, as in `with connect(...) as
     certificate against; `host` and `port` connect elsewhere than the URI says. With `for`,
     a failed attempt is retried after `backoff` delays (RFC 6455 section 7.2.3) when
     `hybi.sansio.reconnect.retryable` says it may succeed; other failures raise.
+    `proxy` (the environment's by default, a URL, or None), `proxy_ssl` and
+    `proxy_server_hostname` are as on asyncio.
     """
 
     def __init__(
@@ -88,8 +92,14 @@ class connect:  # noqa: N801 - used like a function, as in `with connect(...) as
         max_queue: int = 32,
         limits: HTTPLimits = DEFAULT_LIMITS,
         backoff: Backoff | None = None,
+        proxy: ProxySetting = True,
+        proxy_ssl: ssl_module.SSLContext | None = None,
+        proxy_server_hostname: str | None = None,
     ) -> None:
         self.uri: WebSocketURI = parse_uri(uri)
+        self.proxy = choose_proxy(self.uri, proxy)
+        self.proxy_ssl = proxy_tls(self.proxy, proxy_ssl)
+        self.proxy_server_hostname = proxy_server_hostname
         self.dialects = resolve_versions(versions)
         self.subprotocols = tuple(subprotocols)
         self.origin = origin
@@ -149,7 +159,20 @@ class connect:  # noqa: N801 - used like a function, as in `with connect(...) as
                 raise TimeoutError("opening handshake timed out")
             return left
 
-        sock = socket.create_connection((self.host, self.port), timeout=remaining())
+        if self.proxy is None:
+            sock = socket.create_connection((self.host, self.port), timeout=remaining())
+        else:
+            sock = open_tunnel(
+                self.proxy,
+                self.host,
+                self.port,
+                proxy_ssl=self.proxy_ssl,
+                proxy_server_hostname=self.proxy_server_hostname,
+                user_agent=self.additional_headers.get("User-Agent"),
+                remaining=remaining,
+            )
+            if self.ssl is not None and isinstance(sock, ssl_module.SSLSocket):
+                sock = relay(sock)  # TLS in TLS: the server's TLS goes over a relay of the proxy's
         try:
             if self.ssl is not None:
                 sock.settimeout(remaining())
