@@ -145,10 +145,10 @@ def _relay(outer: ssl_module.SSLSocket, inner: socket.socket) -> None:
                     else:
                         inner_eof = True
             if to_outer:
-                with contextlib.suppress(_WOULD_BLOCK):
+                with contextlib.suppress(*_WOULD_BLOCK):
                     del to_outer[: outer.send(to_outer)]
             if to_inner:
-                with contextlib.suppress(_WOULD_BLOCK):
+                with contextlib.suppress(*_WOULD_BLOCK):
                     del to_inner[: inner.send(to_inner)]
     except OSError:
         pass  # a reset on either side: closing both tells the other
