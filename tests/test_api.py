@@ -290,7 +290,7 @@ async def handler(ws: hybi.ServerConnection) -> None:
 
 async def main() -> None:
     async with hybi.serve(handler, "127.0.0.1", 0, versions=(13, 8), subprotocols=["chat"], max_size=1 << 16):
-        async with hybi.connect("ws://127.0.0.1:1/", versions=[8, 13], compression="memory") as ws:
+        async with hybi.connect("ws://127.0.0.1:1/", versions=[8, 13], compression="memory", proxy=None) as ws:
             await ws.send("hi")
             reply: str | bytes = await ws.recv()
             print(reply, ws.version, ws.latency)
@@ -312,6 +312,20 @@ def mypy(program: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
 def test_a_user_program_type_checks(tmp_path: Path) -> None:
     result = mypy(USER_PROGRAM, tmp_path)
     assert result.returncode == 0, result.stdout
+
+
+def test_proxy_options_are_typed(tmp_path: Path) -> None:
+    """`proxy` is True (the environment), a URL or None; False means nothing and fails."""
+    program = USER_PROGRAM.replace(
+        "proxy=None",
+        'proxy="https://u:p@proxy.example:3128", proxy_ssl=ssl.create_default_context(), proxy_server_hostname="p"',
+    ).replace("import hybi\n", "import ssl\nimport hybi\n", 1)
+    result = mypy(program, tmp_path)
+    assert result.returncode == 0, result.stdout
+    result = mypy(USER_PROGRAM.replace("proxy=None", "proxy=False"), tmp_path)
+    assert result.returncode == 1 and 'Argument "proxy" to "connect"' in result.stdout, result.stdout
+    with pytest.raises(hybi.InvalidProxy, match="scheme 'ftp'"):
+        hybi.connect("ws://127.0.0.1:1/", proxy="ftp://proxy.example")
 
 
 def test_a_misspelt_option_fails_type_checking_and_at_run_time(tmp_path: Path) -> None:

@@ -1566,12 +1566,12 @@ def main() -> None:
         url = f"ws://127.0.0.1:{server.port}/"
         with hybi.sync.connect(
             url, versions=[8, 13], compression="memory", extra_headers=[("X-B", "2")],
-            user_agent_header=None, server_hostname=None, idle_timeout=None, max_fragments=None,
+            user_agent_header=None, server_hostname=None, idle_timeout=None, max_fragments=None, proxy=None,
         ) as ws:
             ws.send("hi")
             reply: str | bytes = ws.recv(timeout=5)
             print(reply, ws.version, ws.latency, ws.id.hex, ws.local_address, ws.remote_address, ws.extensions)
-        for again in hybi.sync.connect(url, backoff=Backoff(initial=1.0)):
+        for again in hybi.sync.connect(url, backoff=Backoff(initial=1.0), proxy="socks5h://u:p@127.0.0.1:1080"):
             again.send("once more")
             break
         opened: hybi.sync.ClientConnection = hybi.sync.connect(url).open()
