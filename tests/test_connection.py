@@ -318,3 +318,67 @@ class TestLimits:
         assert connection.state is State.OPEN and connection.next_deadline() == 50.0
         connection.handle_timer(50.0)
         assert connection.state is State.CLOSING and connection.data_to_send() == b"\xff\x00"
+
+
+class TestServerDecision:
+    """What the server's application learns from RequestReceived, and what accept() takes."""
+
+    def test_request_received_names_the_version_asked_for(self) -> None:
+        server = ServerConnection("all")
+        events = server.receive_data(ClientConnection(DIALECTS["8"], "/", "h").data_to_send())
+        assert isinstance(events[0], RequestReceived)
+        assert events[0].dialect is DIALECTS["8"] and events[0].version == 8
+        server = ServerConnection("all")
+        events = server.receive_data(ClientConnection(DIALECTS["hixie-76"], "/", "h").data_to_send())
+        assert isinstance(events[0], RequestReceived) and events[0].version == "hixie-76"
+
+    def test_request_received_for_a_version_not_served_has_none(self) -> None:
+        server = ServerConnection("8")
+        events = server.receive_data(ClientConnection(DIALECTS["13"], "/", "h").data_to_send())
+        assert isinstance(events[0], RequestReceived)
+        assert events[0].dialect is None and events[0].version is None
+        assert isinstance(server.accept()[0], HandshakeFailed)
+        assert server.data_to_send().startswith(b"HTTP/1.1 426 ")
+
+    def test_accept_takes_this_handshakes_subprotocol_and_headers(self) -> None:
+        server = ServerConnection("13", NO_TIMERS, subprotocols=["a"], extra_headers=[("X-Configured", "1")])
+        client = ClientConnection(DIALECTS["13"], "/", "h", NO_TIMERS, subprotocols=["a", "b"])
+        server.receive_data(client.data_to_send())
+        with pytest.raises(ValueError, match="'c' was not offered"):
+            server.accept(subprotocol="c")
+        assert server.accept(subprotocol="b", extra_headers={"X-Call": "2"}) == [Opened()]
+        answer = server.data_to_send()
+        assert b"Sec-WebSocket-Protocol: b\r\n" in answer
+        assert answer.index(b"X-Configured: 1\r\n") < answer.index(b"X-Call: 2\r\n")
+        assert client.receive_data(answer) == [Opened()]
+        assert client.subprotocol == server.subprotocol == "b"
+
+    def test_accept_with_no_subprotocol_overrides_the_configured_one(self) -> None:
+        server = ServerConnection("13", NO_TIMERS, subprotocols=["a"], require_subprotocol=True)
+        client = ClientConnection(DIALECTS["13"], "/", "h", NO_TIMERS, subprotocols=["a"])
+        server.receive_data(client.data_to_send())
+        assert server.accept(subprotocol=None) == [Opened()]
+        assert b"Sec-WebSocket-Protocol" not in server.data_to_send()
+        assert server.subprotocol is None
+
+    def test_bytes_after_the_head_are_bounded_while_the_server_decides(self) -> None:
+        from hybi.sansio import HTTPLimits
+
+        server = ServerConnection("13", NO_TIMERS, limits=HTTPLimits(max_early=100))
+        events = server.receive_data(ClientConnection(DIALECTS["13"], "/", "h").data_to_send() + b"x" * 60)
+        assert isinstance(events[0], RequestReceived)
+        assert server.receive_data(b"y" * 40) == []  # 100 in all: kept
+        events = server.receive_data(b"z")
+        assert isinstance(events[0], HandshakeFailed)
+        assert "more than 100 bytes arrived after the request head" in str(events[0].error)
+        assert server.state is State.REJECTED and server.transport_action is TransportAction.CLOSE
+        assert server.data_to_send().startswith(b"HTTP/1.1 400 ")
+        with pytest.raises(InvalidState):
+            server.accept()
+
+    def test_bytes_after_the_head_in_the_same_read_are_bounded_too(self) -> None:
+        from hybi.sansio import HTTPLimits
+
+        server = ServerConnection("13", NO_TIMERS, limits=HTTPLimits(max_early=8))
+        events = server.receive_data(ClientConnection(DIALECTS["13"], "/", "h").data_to_send() + b"x" * 9)
+        assert isinstance(events[0], HandshakeFailed) and server.state is State.REJECTED

@@ -181,7 +181,6 @@ class UvicornWebSocketProtocol(asyncio.Protocol):
         self.conn = ServerConnection(
             _versions(self.versions),
             options,
-            select_subprotocol=lambda request, offered: self._subprotocol,
             extensions=server_factories(self.compression if config.ws_per_message_deflate else None),
             now=self.loop.time(),
         )
@@ -191,7 +190,6 @@ class UvicornWebSocketProtocol(asyncio.Protocol):
         self._phase = _REQUEST
         self._handed_over = False
         self._may_lose_bytes = False
-        self._subprotocol: str | None = None
         self._incoming: deque[Message] = deque()
         self._receive_waiter: asyncio.Future[None] | None = None
         self._disconnect: Message | None = None
@@ -453,15 +451,14 @@ class UvicornWebSocketProtocol(asyncio.Protocol):
             raise RuntimeError("websocket.accept headers must not set sec-websocket-protocol: use 'subprotocol'")
         if self.conn.state is not State.CONNECTING:
             raise ClientDisconnected("the opening handshake is over: it timed out or the connection closed")
-        self._subprotocol = subprotocol
-        handshake = self.conn.handshake
-        handshake.extra_headers = tuple(self._with_defaults(headers))
         # A trusted proxy's X-Forwarded-Proto (uvicorn's proxy headers middleware rewrites the
         # scope) decides the scheme of the URL that hixie answers name.
-        handshake.secure = self.scope.get("scheme") == "wss"
+        self.conn.handshake.secure = self.scope.get("scheme") == "wss"
         self._phase = _ACCEPTING
         self._update_reading()
-        events = self.conn.accept(now=self.loop.time())
+        events = self.conn.accept(
+            subprotocol=subprotocol, extra_headers=self._with_defaults(headers), now=self.loop.time()
+        )
         if self.conn.internal_error is not None:
             self.logger.error("opening handshake failed", exc_info=self.conn.internal_error)
         self._process(events)

@@ -57,9 +57,17 @@ from hybi.sansio.events import (
 from hybi.sansio.extensions import ClientExtensionFactory, Extension, ExtensionChain, ServerExtensionFactory
 from hybi.sansio.frames import OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT
 from hybi.sansio.framing import Codec, FrameSink
-from hybi.sansio.handshake import Accepted, ClientHandshake, OriginRule, SelectSubprotocol, ServerHandshake
+from hybi.sansio.handshake import (
+    CONFIGURED,
+    Accepted,
+    ClientHandshake,
+    OriginRule,
+    SelectSubprotocol,
+    ServerHandshake,
+    UseConfigured,
+)
 from hybi.sansio.hixie_challenge import HixieChallenge
-from hybi.sansio.http import DEFAULT_LIMITS, Headers, HTTPLimits, Request, Response
+from hybi.sansio.http import DEFAULT_LIMITS, Headers, HeadersLike, HTTPLimits, Request, Response, as_headers
 
 ProcessResponse = Callable[[Request, Response], "Response | None"]
 """A server's hook on the 101 it is about to send: change it, or return another response."""
@@ -792,30 +800,50 @@ class ServerConnection(Connection):
 
     def _receive_handshake(self, data: bytes) -> list[Event]:
         events: list[Event] = []
-        if self.request is not None:
-            self.handshake.receive_data(data)  # after the head, before the decision: kept
-            return events
         try:
+            # After the head and before the decision, bytes are kept (up to limits.max_early).
             request = self.handshake.receive_data(data)
         except HandshakeRejected as rejection:
+            self._deciding = False  # whoever decides finds the handshake over (state REJECTED)
             self._handshake_failed(rejection, events, rejection.response)
             return events
-        if request is not None:
+        if request is not None and self.request is None:
             self.request = request
             self._deciding = True
-            events.append(RequestReceived(request))
+            try:
+                dialect: Dialect | None = self.handshake.negotiate(request)
+            except HandshakeRejected:
+                dialect = None  # accept() answers with the refusal
+            events.append(RequestReceived(request, dialect))
         return events
 
-    def accept(self, *, process_response: ProcessResponse | None = None, now: float | None = None) -> list[Event]:
+    def accept(
+        self,
+        *,
+        subprotocol: str | UseConfigured | None = CONFIGURED,
+        extra_headers: HeadersLike | None = None,
+        process_response: ProcessResponse | None = None,
+        now: float | None = None,
+    ) -> list[Event]:
         """Go on with the handshake: the 101 (and, past a hixie-76 challenge, OPEN), or the
-        refusal a pipeline step answers with. `process_response(request, response)` may
-        change the 101 about to be sent, or return another response to send instead."""
+        refusal a pipeline step answers with. `subprotocol` (one the client offered, or
+        None for none) overrides the configured choice for this handshake, and
+        `extra_headers` go into this 101 after the configured ones; a subprotocol not
+        offered raises ValueError and the request still waits for a decision.
+        `process_response(request, response)` may change the 101 about to be sent, or
+        return another response to send instead."""
         if now is not None:
             self._now = now
+        headers = as_headers(extra_headers).items()
+        if subprotocol is not CONFIGURED and subprotocol is not None and self.request is not None:
+            dialect = classify_or_none(self.handshake, self.request)
+            if dialect is not None and subprotocol not in dialect.offered_subprotocols(self.request):
+                offered = dialect.offered_subprotocols(self.request)
+                raise ValueError(f"subprotocol {subprotocol!r} was not offered by the client (it offered {offered!r})")
         request = self._take_decision()
         events: list[Event] = []
         try:
-            reply, accepted = self.handshake.decide(request)
+            reply, accepted = self.handshake.decide(request, subprotocol=subprotocol, extra_headers=headers)
             if process_response is not None:
                 replaced = process_response(request, accepted.response)
                 if replaced is not None and replaced.status != 101:
@@ -867,6 +895,14 @@ class ServerConnection(Connection):
         self._challenge = accepted.dialect.challenge(role, accepted.request, None)
         if self._challenge is None:
             self._opened(events)
+
+
+def classify_or_none(handshake: ServerHandshake, request: Request) -> Dialect | None:
+    """The dialect `request` asks for, or None when the pipeline will refuse it."""
+    try:
+        return handshake.negotiate(request)
+    except HandshakeRejected:
+        return None
 
 
 class ClientConnection(Connection):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from hybi.exceptions import HandshakeError
+    from hybi.sansio.dialects.base import Dialect
     from hybi.sansio.http import Request
 
 __all__ = [
@@ -56,9 +57,22 @@ class TransportAction(Enum):
 @dataclass(frozen=True, slots=True)
 class RequestReceived:
     """Server: the opening request is complete. Call `accept()` to go on with the handshake,
-    or `reject(response)` to answer it with something else (authentication, a plain page)."""
+    or `reject(response)` to answer it with something else (authentication, a plain page).
+
+    `dialect` is the version the request asks for among those served (section 4.2.1), or
+    None when it is no acceptable WebSocket request, which `accept()` then refuses (426
+    with the list, or 400)."""
 
     request: Request
+    dialect: Dialect | None = None
+
+    @property
+    def version(self) -> int | str | None:
+        """The version asked for: its number (13, 8, 7, 6, 5) or, for the drafts before
+        version numbers, its name ("hixie-76"); None as for `dialect`."""
+        if self.dialect is None:
+            return None
+        return self.dialect.version if self.dialect.version is not None else self.dialect.name
 
 
 @dataclass(frozen=True, slots=True)

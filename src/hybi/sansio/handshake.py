@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 
 from hybi.exceptions import InvalidHandshake, InvalidHTTP, InvalidStatus, LegacyAnswer
 from hybi.sansio.dialects import DEFAULT_VERSIONS, ClientOffer, Dialect, VersionSpec, resolve_versions
@@ -40,7 +41,15 @@ from hybi.sansio.http import (
 )
 from hybi.sansio.negotiation import check_upgrade_request, classify_request, dialect_of_answer, parse_version_list
 
-__all__ = ["Accepted", "ClientHandshake", "OriginRule", "SelectSubprotocol", "ServerHandshake"]
+__all__ = [
+    "CONFIGURED",
+    "Accepted",
+    "ClientHandshake",
+    "OriginRule",
+    "SelectSubprotocol",
+    "ServerHandshake",
+    "UseConfigured",
+]
 
 _MAX_REFUSAL_BODY = 65536
 
@@ -69,6 +78,15 @@ def _origin_allowed(origin: str | None, rules: Sequence[OriginRule]) -> bool:
         elif rule == origin:
             return True
     return False
+
+
+class UseConfigured(Enum):
+    """The type of CONFIGURED: no per-handshake choice, the server's configuration decides."""
+
+    CONFIGURED = "configured"
+
+
+CONFIGURED = UseConfigured.CONFIGURED
 
 
 class ServerHandshake:
@@ -115,6 +133,11 @@ class ServerHandshake:
         head. Bytes after the head are kept in `trailing` for the connection.
         """
         if self.request is not None:
+            if len(self.trailing) + len(data) > self.limits.max_early:
+                raise bad_request(
+                    f"more than {self.limits.max_early} bytes arrived after the request head "
+                    "before the handshake was answered"
+                )
             self.trailing += data
             return self.request
         searched = len(self._buffer)
@@ -128,6 +151,8 @@ class ServerHandshake:
         self.request, used = parsed
         self.trailing = bytes(self._buffer[used:])
         self._buffer.clear()
+        if len(self.trailing) > self.limits.max_early:
+            raise bad_request(f"more than {self.limits.max_early} bytes arrived after the request head")
         return self.request
 
     def negotiate(self, request: Request) -> Dialect:
@@ -142,9 +167,16 @@ class ServerHandshake:
         dialect.check_request(request)
         return dialect
 
-    def select_subprotocol(self, request: Request, dialect: Dialect) -> str | None:
-        """Section 4.2.2 item 5.4: one of the offered subprotocols, or None."""
+    def select_subprotocol(
+        self, request: Request, dialect: Dialect, chosen: str | UseConfigured | None = CONFIGURED
+    ) -> str | None:
+        """Section 4.2.2 item 5.4: one of the offered subprotocols, or None. `chosen`, when
+        given, is this handshake's choice instead of the configured one; it must be offered."""
         offered = dialect.offered_subprotocols(request)
+        if chosen is not CONFIGURED:
+            if chosen is not None and chosen not in offered:
+                raise ValueError(f"subprotocol {chosen!r} was not offered by the client (it offered {offered!r})")
+            return chosen
         if self.select_subprotocol_hook is not None:
             chosen = self.select_subprotocol_hook(request, offered)
             if chosen is not None and chosen not in offered:
@@ -184,14 +216,22 @@ class ServerHandshake:
             agreed.append(extension)
         return answer, agreed
 
-    def decide(self, request: Request) -> tuple[bytes, Accepted]:
+    def decide(
+        self,
+        request: Request,
+        *,
+        subprotocol: str | UseConfigured | None = CONFIGURED,
+        extra_headers: Sequence[tuple[str, str]] = (),
+    ) -> tuple[bytes, Accepted]:
         """The pipeline after `process_request`: version, origin, subprotocol, extensions,
-        then the 101 to write and what was agreed. Raises HandshakeRejected."""
+        then the 101 to write and what was agreed. Raises HandshakeRejected. `subprotocol`
+        and `extra_headers` are this handshake's (after the configured headers)."""
         dialect = self.negotiate(request)
         if self.origins is not None and not _origin_allowed(request.origin, self.origins):
             raise bad_request(f"origin {request.origin!r} is not allowed", 403)
-        subprotocol = self.select_subprotocol(request, dialect)
-        if subprotocol is None and self.require_subprotocol:
+        chosen = subprotocol
+        subprotocol = self.select_subprotocol(request, dialect, chosen)
+        if subprotocol is None and self.require_subprotocol and chosen is CONFIGURED:
             offered = ", ".join(dialect.offered_subprotocols(request)) or "none"
             raise bad_request(
                 f"no subprotocol in common: the server speaks {', '.join(self.subprotocols) or 'none'}; "
@@ -199,6 +239,8 @@ class ServerHandshake:
             )
         answer, extensions = self.negotiate_extensions(request, dialect)
         headers = Headers(self.extra_headers)
+        for name, value in extra_headers:
+            headers.add(name, value)
         if answer:
             headers.add("Sec-WebSocket-Extensions", format_extensions(answer))
         reply, accepted = self.accept(request, dialect, subprotocol=subprotocol, extra_headers=headers)

@@ -38,6 +38,9 @@ class HTTPLimits:
     max_line: int = 8192
     max_headers: int = 128
     max_head: int = 65536
+    max_early: int = 65536
+    """Bytes a server keeps that arrive after the request head while it decides (a
+    hixie-76 key3 is 8, and a client may send nothing more before the 101)."""
 
 
 DEFAULT_LIMITS = HTTPLimits()
