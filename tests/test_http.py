@@ -145,3 +145,12 @@ def test_status_line_must_be_ascii(line: bytes) -> None:
 def test_a_tls_client_hello_is_refused_at_once() -> None:
     with pytest.raises(InvalidHTTP, match="not an HTTP request"):
         parse_request_head(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+
+
+def test_websockets_names_for_request_and_response_fields() -> None:
+    from hybi.sansio.http import Headers, Request, Response
+
+    request = Request("GET", "/chat?room=1", Headers())
+    assert request.path == request.target == "/chat?room=1"
+    response = Response(404, "Not Found")
+    assert (response.status_code, response.reason_phrase) == (404, "Not Found")

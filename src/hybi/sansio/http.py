@@ -156,6 +156,11 @@ class Request:
     http_version: str = "HTTP/1.1"
 
     @property
+    def path(self) -> str:
+        """The request target, query included: websockets' name for `target`."""
+        return self.target
+
+    @property
     def origin(self) -> str | None:
         """`Origin` (RFC 6455) or `Sec-WebSocket-Origin` (versions 7 and 8), whichever came."""
         return self.headers.get("Origin") or self.headers.get("Sec-WebSocket-Origin")
@@ -174,6 +179,16 @@ class Response:
     headers: Headers = field(default_factory=Headers)
     body: bytes = b""
     http_version: str = "HTTP/1.1"
+
+    @property
+    def status_code(self) -> int:
+        """websockets' name for `status`."""
+        return self.status
+
+    @property
+    def reason_phrase(self) -> str:
+        """websockets' name for `reason`."""
+        return self.reason
 
     def serialize(self) -> bytes:
         start = f"{self.http_version} {self.status} {self.reason}\r\n".encode("latin-1")
