@@ -207,6 +207,13 @@ def test_https_proxy(layer: str, scheme: str, tls: TLS, tmp_path: Path) -> None:
         result = exchange(layer, target(scheme, port), proxy=url, proxy_ssl=tls.client, **options)
         assert result == ("through the proxy", 13, 1)
         assert f"CONNECT localhost:{port} HTTP/1.1" in proxy.log()
+        if layer == "sync":
+            with hybi.sync.connect(target(scheme, port), proxy=url, proxy_ssl=tls.client, **options) as ws:
+                assert ws.remote_address == ("127.0.0.1", proxy.port)  # the proxy's, relayed or not
+            relays = [thread for thread in threading.enumerate() if thread.name == "hybi-tls-relay"]
+            for thread in relays:
+                thread.join(10)  # a hang guard: the relay ends with the connection
+            assert not any(thread.is_alive() for thread in relays)
 
 
 @pytest.mark.parametrize("layer", LAYERS)

@@ -159,6 +159,7 @@ class connect:  # noqa: N801 - used like a function, as in `with connect(...) as
                 raise TimeoutError("opening handshake timed out")
             return left
 
+        addresses: tuple[object, object] | None = None
         if self.proxy is None:
             sock = socket.create_connection((self.host, self.port), timeout=remaining())
         else:
@@ -172,7 +173,10 @@ class connect:  # noqa: N801 - used like a function, as in `with connect(...) as
                 remaining=remaining,
             )
             if self.ssl is not None and isinstance(sock, ssl_module.SSLSocket):
-                sock = relay(sock)  # TLS in TLS: the server's TLS goes over a relay of the proxy's
+                # TLS in TLS: the server's TLS goes over a relay of the proxy's; the addresses
+                # are still those of the TCP connection to the proxy.
+                addresses = (sock.getsockname(), sock.getpeername())
+                sock = relay(sock)
         try:
             if self.ssl is not None:
                 sock.settimeout(remaining())
@@ -196,6 +200,8 @@ class connect:  # noqa: N801 - used like a function, as in `with connect(...) as
                 now=time.monotonic(),
             )
             connection = ClientConnection(protocol, sock, max_queue=self.max_queue)
+            if addresses is not None:
+                connection.local_address, connection.remote_address = addresses
         except BaseException:
             sock.close()
             raise
