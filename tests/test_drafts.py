@@ -116,7 +116,7 @@ class TestHixie76Server:
             events: list[Event] = []
             for index in range(len(HIXIE76_REQUEST)):
                 events += server.receive_data(data[index : index + 1])
-            assert events == [RequestReceived(server.handshake.request)]  # type: ignore[arg-type]
+            assert events == [RequestReceived(server.handshake.request, DIALECTS["hixie-76"])]  # type: ignore[arg-type]
             server.accept()
             assert server.data_to_send() == HIXIE76_RESPONSE  # the head goes out before key3 arrives
             out = b""

@@ -190,6 +190,8 @@ class connect:  # noqa: N801 - used like a function, as in `async with connect(.
                 if tls is None:  # pragma: no cover - only when the loop is closing
                     raise ConnectionResetError("the event loop closed during the TLS handshake")
                 transport = tls
+            if tunnel.lost:  # closed right after the proxy's answer: no one else would say so
+                raise ConnectionResetError("the proxy closed the tunnel as soon as it was open")
             connection = ClientConnection(protocol, max_queue=self.max_queue)
             transport.set_protocol(connection)
             connection.connection_made(transport)

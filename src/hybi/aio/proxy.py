@@ -22,6 +22,7 @@ class Tunnel(asyncio.Protocol):
         self.opened = opened
         self.transport: asyncio.Transport | None = None
         self.early = bytearray()
+        self.lost = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -60,6 +61,7 @@ class Tunnel(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
         if not self.opened.done():
             error = InvalidProxyMessage(f"the connection to the proxy was lost before the tunnel was open ({exc})")
             error.retryable = True
