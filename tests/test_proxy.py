@@ -280,3 +280,45 @@ def test_socks4_refusals(code: int, words: str) -> None:
     assert (caught.value.version, caught.value.code) == (4, code)
     with pytest.raises(hybi.InvalidProxyMessage, match="not a SOCKS4 reply"):
         SOCKS4Handshake("h", 1).receive_data(b"\x05\x00\x00\x01\x00\x00\x00\x00")
+
+
+# -- the I/O layers against a proxy that misbehaves ----------------------------------------------
+
+
+def test_a_tunnel_closed_right_after_the_answer_fails_at_once_in_both_layers() -> None:
+    """A proxy that grants the tunnel and hangs up: the opening fails with an error, not
+    after open_timeout (which would raise TimeoutError)."""
+    import socket
+    import threading
+
+    import hybi.sync
+    from conftest import run
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    requests: list[bytes] = []
+
+    def grant_and_hang_up() -> None:
+        for _ in range(2):
+            sock, _ = listener.accept()
+            with sock:
+                requests.append(sock.recv(4096))
+                sock.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+    thread = threading.Thread(target=grant_and_hang_up, daemon=True)
+    thread.start()
+    try:
+        url = "ws://example.invalid/"
+
+        async def main() -> None:
+            await hybi.connect(url, proxy=f"http://127.0.0.1:{port}", open_timeout=60)
+
+        for attempt in (lambda: run(main()), lambda: hybi.sync.connect(url, proxy=f"http://127.0.0.1:{port}").open()):
+            with pytest.raises((OSError, hybi.HybiError)) as caught:
+                attempt()
+            assert not isinstance(caught.value, TimeoutError)
+        thread.join(30)
+        assert all(request.startswith(b"CONNECT example.invalid:80 HTTP/1.1\r\n") for request in requests)
+        assert len(requests) == 2
+    finally:
+        listener.close()
