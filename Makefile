@@ -37,8 +37,8 @@ autobahn: $(VENV)/.test
 	$(BIN)/python interop/autobahn/run.py both
 
 lint: $(VENV)/.test
-	$(BIN)/ruff check src tests interop
-	$(BIN)/ruff format --check src tests interop
+	$(BIN)/ruff check src tests interop examples
+	$(BIN)/ruff format --check src tests interop examples
 
 typecheck: $(VENV)/.test
 	$(BIN)/mypy
