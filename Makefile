@@ -1,5 +1,6 @@
 # make serve  - run the echo server with its browser page (HOST, PORT, VERSIONS may be set)
 # make test   - lint, type-check and run every test, interop peers included
+# make docs   - build the documentation site into site/ (open site/index.html), failing on any warning
 # make autobahn - run Autobahn|Testsuite against hybi's server and client, print a summary of each
 PYTHON ?= python3
 VENV   := .venv
@@ -8,7 +9,7 @@ HOST     ?= 127.0.0.1
 PORT     ?= 8765
 VERSIONS ?= 13,8,7
 
-.PHONY: serve test lint typecheck pytest peers autobahn bench clean fuzz
+.PHONY: serve test docs lint typecheck pytest peers autobahn bench clean fuzz
 
 $(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +19,10 @@ $(VENV)/.runtime: pyproject.toml
 
 $(VENV)/.test: $(VENV)/.runtime pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+$(VENV)/.docs: $(VENV)/.runtime pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
 	touch $@
 
 interop/node/node_modules/.installed: interop/node/package.json interop/java/NettyPeer.java scripts/install-peers.sh scripts/install-autobahn.sh
@@ -46,10 +51,13 @@ typecheck: $(VENV)/.test
 pytest: $(VENV)/.test peers
 	HYBI_REQUIRE_INTEROP=1 $(BIN)/python -m pytest
 
-test: lint typecheck pytest
+docs: $(VENV)/.docs
+	$(BIN)/mkdocs build --strict
+
+test: lint typecheck docs pytest
 
 clean:
-	rm -rf $(VENV) interop/node/node_modules interop/java/build interop/autobahn/reports .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) site interop/node/node_modules interop/java/build interop/autobahn/reports .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
 # make fuzz   - coverage-guided fuzzing (atheris), FUZZ_RUNS inputs for every dialect, role and handshake;
 #               crashes land in .fuzz/ as crash-* files: copy them into tests/fuzz/corpus/ to keep them
