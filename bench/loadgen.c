@@ -15,11 +15,12 @@
  *
  * Client frames are masked, with one random key per run (the server's unmasking cost does not
  * depend on the key, and pre-masked payloads keep the load generator's CPU low).
- * With --server-pid, the server's CPU time (all its threads, from /proc/PID/stat) over the
+ * With --server-pid, the server's CPU time (all its threads, from /proc) over the
  * measured interval is reported too. Output: one JSON object on standard output.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -171,9 +172,30 @@ static void base64(const unsigned char *in, size_t len, char *out) {
 }
 
 /* ---------------------------------------------------------------- CPU accounting */
+/* The server's CPU time in seconds: the sum over its threads of /proc/PID/task/TID/schedstat
+ * (nanoseconds), or /proc/PID/stat (clock ticks) where schedstat is missing. */
 static double server_cpu(void) {
     if (!opt_server_pid) return 0;
-    char path[64], buf[1024];
+    char path[300], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/task", opt_server_pid);
+    DIR *dir = opendir(path);
+    if (dir) {
+        double total = 0;
+        int ok = 1;
+        struct dirent *e;
+        while ((e = readdir(dir)) && ok) {
+            if (e->d_name[0] == '.') continue;
+            snprintf(path, sizeof path, "/proc/%d/task/%s/schedstat", opt_server_pid, e->d_name);
+            FILE *f = fopen(path, "r");
+            unsigned long long ns = 0;
+            if (!f) { ok = 0; break; }
+            if (fscanf(f, "%llu", &ns) != 1) ok = 0;
+            fclose(f);
+            total += (double)ns / 1e9;
+        }
+        closedir(dir);
+        if (ok) return total;
+    }
     snprintf(path, sizeof path, "/proc/%d/stat", opt_server_pid);
     FILE *f = fopen(path, "r");
     if (!f) return -1;
@@ -729,7 +751,7 @@ int main(int argc, char **argv) {
             } else usage();
         }
     }
-    if (opt_conns < 1 || opt_inflight < 1 || opt_port <= 0 || (opt_raw && (opt_deflate || opt_mode != M_ECHO)))
+    if (opt_conns < 1 || opt_inflight < 1 || opt_port <= 0 || (opt_raw && (opt_deflate || opt_mode == M_HS)))
         usage();
     signal(SIGPIPE, SIG_IGN);
     struct rlimit rl;

@@ -8,7 +8,7 @@ from _serve import HOST, MAX_SIZE, PORT, ready, run
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeRequest, ws_create_server
 
 
-class Echo(WSListener):  # type: ignore[misc]
+class Echo(WSListener):
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         kind = frame.msg_type
         if kind == WSMsgType.CLOSE:
