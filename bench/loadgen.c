@@ -775,12 +775,12 @@ int main(int argc, char **argv) {
     double t0 = now();
     int open = 0;
     if (opt_mode != M_HS) {
-        /* open every connection (at most 256 handshakes at a time) before measuring */
+        /* open every connection (at most 64 handshakes at a time) before measuring */
         int started = 0;
         while (!all_open(&open) || started < opt_conns) {
             int inprogress = 0;
             for (int i = 0; i < started; i++) inprogress += conns[i].state == S_CONNECTING || conns[i].state == S_HS_SENT;
-            while (started < opt_conns && inprogress < 256) { start_conn(&conns[started++]); inprogress++; }
+            while (started < opt_conns && inprogress < 64) { start_conn(&conns[started++]); inprogress++; }
             loop_once(10);
             if (errors) break;
             if (now() - t0 > 60) { fail(NULL, "timed out opening connections"); break; }
