@@ -9,7 +9,7 @@ from typing import Any, TypeGuard
 Result = dict[str, Any]
 
 ECHO_SERVERS = ("hybi", "hybi_pure", "picows", "websockets", "raw")
-ZIP_SERVERS = ("hybi", "aiohttp", "websockets")
+ZIP_SERVERS = ("hybi", "hybi_speed", "aiohttp", "websockets")
 COLOURS = {"hybi": "#1f6feb", "hybi_pure": "#79b8ff", "picows": "#d97706", "websockets": "#6e7781"}
 
 
@@ -103,7 +103,7 @@ def write_report(data: dict[str, Any], out: Path) -> None:
             cells = []
             for key in ECHO_SERVERS:
                 r = results[name].get(key)
-                cells.append(f"{r['p50_us']} / {r['p99_us']}" if ok(r) else "—")
+                cells.append(f"{r['p50_us']:,} / {r['p99_us']:,}" if ok(r) and r["p99_us"] >= 0 else "—")
             lat_rows.append([f"`{name}`", *cells])
         lines += ["## Latency", "", "Round trip of a message, p50 / p99 in µs.", ""]
         lines += table(["workload", *(labels[k] for k in ECHO_SERVERS)], lat_rows)
@@ -115,9 +115,9 @@ def write_report(data: dict[str, Any], out: Path) -> None:
         lines += [
             "## Load generator CPU",
             "",
-            "The highest share of one core the load generator used in a workload, over all servers.",
-            "The ping-pong workload busy-polls (a sleeping core takes tens of µs to wake), so it shows",
-            "100 % there by design; elsewhere a figure well below 100 % means it was not the bottleneck.",
+            "The highest share of one core the load generator used in a workload, over all servers: well",
+            "below 100 %, it was not the bottleneck. In the ping-pong workload it busy-polls (a sleeping",
+            "core takes tens of µs to wake), so there the figure is the CPU it was given, not what it needed.",
             "",
         ]
         lines += table(["workload", "load generator CPU"], lg_rows)
@@ -151,8 +151,11 @@ def write_report(data: dict[str, Any], out: Path) -> None:
             "",
             "`z64k_c1_w4`: the load generator offers permessage-deflate (client_no_context_takeover,",
             "client_max_window_bits), compresses each message with zlib, inflates every echo and",
-            "compares it in full; each server compresses with its default settings. Bytes per echo",
-            "are what the server sent for one 65,536-byte message.",
+            'compares it in full. Each server compresses with its defaults: hybi\'s "balanced" preset',
+            "(level 6, mem_level 5, 2^12 window), websockets level 6, mem_level 5, 2^12 window,",
+            "aiohttp level 1 with a 2^15 window (and large messages compressed in a worker thread,",
+            'whose CPU time is counted); hybi also runs with its "speed" preset (level 1, 2^15).',
+            "Bytes per echo are what the server sent for one 65,536-byte message.",
             "",
         ]
         rows = []
@@ -215,6 +218,10 @@ def write_report(data: dict[str, Any], out: Path) -> None:
         "  hybi runs twice: as installed, and with `HYBI_PURE_PYTHON=1`.",
         "- Idle memory: the growth of the server's RSS while the load generator holds the connections",
         "  open, divided by their number.",
+        "- The raw TCP echo is an asyncio Protocol on the same uvloop loop: the limit of that loop's",
+        "  transport. picows brings its own transport (aiofastnet), which can beat it on large messages.",
+        "- Each figure is the run with the median messages/s of three (one with BENCH_QUICK=1);",
+        "  bench/build/results.json keeps every run.",
         "",
     ]
     out.mkdir(parents=True, exist_ok=True)

@@ -40,10 +40,11 @@ LOGS = BUILD / "logs"
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 ONLY = {token.strip() for token in os.environ.get("BENCH_ONLY", "").split(",") if token.strip()}
 RUNS = 1 if QUICK else 3
-DURATION = 0.3 if QUICK else 2.0
-WARMUP = 0.15 if QUICK else 0.5
-IDLE_CONNS = 500 if QUICK else 5000
-PRESET_CONNS = 200 if QUICK else 1000
+DURATION = 0.25 if QUICK else 1.5
+WARMUP = 0.1 if QUICK else 0.5
+IDLE_CONNS = 300 if QUICK else 5000
+PRESET_CONNS = 100 if QUICK else 1000
+SETTLE = 0.3 if QUICK else 1.0  # seconds a server is left alone before its RSS is read
 
 Result = dict[str, Any]
 
@@ -110,6 +111,7 @@ SERVERS = [
     Server("hybi_pure", "hybi (pure Python)", "hybi_echo.py", (*ECHO, "hs_c8", "idle5k"), {"HYBI_PURE_PYTHON": "1"}),
     Server("picows", "picows", "picows_echo.py", (*ECHO, "hs_c8", "idle5k")),
     Server("websockets", "websockets", "websockets_echo.py", (*ECHO, "hs_c8", "idle5k", "z64k_c1_w4")),
+    Server("hybi_speed", 'hybi, "speed" preset', "hybi_echo.py", ("z64k_c1_w4",), {"HYBI_BENCH_COMPRESSION": "speed"}),
     Server("aiohttp", "aiohttp", "aiohttp_echo.py", ("z64k_c1_w4",)),
     Server("raw", "raw TCP echo", "raw_echo.py", (*ECHO, "idle5k"), raw=True),
 ]
@@ -258,7 +260,7 @@ def rss_kib(pid: int) -> int:
 
 def idle_memory(running: Running, conns: int, deflate: bool, raw: bool) -> Result:
     """Server RSS growth per connection while the load generator holds `conns` connections."""
-    time.sleep(0.3)
+    time.sleep(SETTLE / 2)
     before = rss_kib(running.pid)
     command = [*LOADGEN_PIN, str(LOADGEN), "--port", str(running.port), "--mode", "idle", "--conns", str(conns)]
     command += ["--deflate"] if deflate else []
@@ -269,7 +271,7 @@ def idle_memory(running: Running, conns: int, deflate: bool, raw: bool) -> Resul
         ready, _, _ = select.select([holder.stdout], [], [], 120)
         line = holder.stdout.readline() if ready else b"{}"
         report: Result = json.loads(line or b"{}")
-        time.sleep(1.0)  # let the server finish with the last handshakes
+        time.sleep(SETTLE)  # let the server finish with the last handshakes
         after = rss_kib(running.pid)
     finally:
         assert holder.stdin is not None
