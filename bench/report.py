@@ -245,6 +245,7 @@ def chart(results: dict[str, dict[str, Result]], labels: dict[str, str], names: 
             r = results[name].get(key)
             if ok(r) and ok(raw):
                 peak = max(peak, r["msgs_per_s"] / raw["msgs_per_s"])
+    peak = min(peak, 1.25)  # a noisy outlier should not squash every other bar: longer ones are cut
     scale = width / peak
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 120}" height="{height}" '
@@ -264,7 +265,7 @@ def chart(results: dict[str, dict[str, Result]], labels: dict[str, str], names: 
             r = results[name].get(key)
             if ok(r) and ok(raw):
                 share = r["msgs_per_s"] / raw["msgs_per_s"]
-                w = max(1.0, share * scale)
+                w = max(1.0, min(share, peak) * scale)
                 parts.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar - 2}" fill="{COLOURS[key]}"/>')
                 label = f"{100 * share:.0f} % ({r['msgs_per_s']:,.0f}/s)"
                 parts.append(f'<text x="{left + w + 4:.1f}" y="{y + bar - 4}">{label}</text>')
