@@ -410,6 +410,7 @@ def main() -> int:
         (r.get("zlib", "") for rs in data["results"].values() for r in rs.values() if r.get("zlib")), "unknown"
     )
     data["machine"] = machine(zlib_version)
+    data["machine"]["run time"] = f"{time.monotonic() - started:.0f} s for the whole of `make bench`"
     data["workloads"] = [w.__dict__ for w in WORKLOADS]
     data["servers"] = [{"key": s.key, "label": s.label} for s in SERVERS]
     BUILD.mkdir(parents=True, exist_ok=True)
