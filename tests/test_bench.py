@@ -151,6 +151,34 @@ def test_raw_tcp_echo(loadgen: Path) -> None:
     assert result["messages"] > 0
 
 
+CORRUPTING_ECHO = """
+import socket, sys, threading
+listener = socket.create_server(("127.0.0.1", 0))
+print(listener.getsockname()[1], flush=True)
+def serve(conn):
+    while data := conn.recv(65536):
+        conn.sendall(bytes(b ^ 1 for b in data))  # every byte altered
+while True:
+    threading.Thread(target=serve, args=(listener.accept()[0],), daemon=True).start()
+"""
+
+
+def test_altered_echo_is_caught(loadgen: Path) -> None:
+    server = subprocess.Popen([sys.executable, "-c", CORRUPTING_ECHO], stdout=subprocess.PIPE)
+    try:
+        assert server.stdout is not None
+        port = server.stdout.readline().decode().strip()
+        command = [str(loadgen), "--raw", "--port", port, "--size", "64", "--duration", "1", "--warmup", "0.1"]
+        done = subprocess.run(command, capture_output=True, timeout=60, check=False)
+    finally:
+        stop(server)
+    result = json.loads(done.stdout)
+    assert done.returncode == 1
+    assert result["errors"] == 1
+    assert "sequence number" in result["error"]
+    assert result["messages"] == 0
+
+
 def test_report(tmp_path: Path) -> None:
     from bench.report import write_report
 
