@@ -6,8 +6,8 @@ writes docs/performance-results.md and docs/img/bench.svg. Raw figures go to
 bench/build/results.json.
 
 Environment: BENCH_QUICK=1 for a smoke run of about a minute; BENCH_ONLY=a,b keeps the
-workloads and servers named (e.g. BENCH_ONLY=b32_c1_w1,hybi,picows); BENCH_OUT=DIR writes the
-page and chart under DIR instead of docs/.
+workloads and servers named (e.g. BENCH_ONLY=b32_c1_w1,hybi,picows); those two write the page
+and chart under bench/build/ rather than docs/; BENCH_OUT=DIR writes them under DIR.
 """
 
 from __future__ import annotations
@@ -415,7 +415,8 @@ def main() -> int:
     data["servers"] = [{"key": s.key, "label": s.label} for s in SERVERS]
     BUILD.mkdir(parents=True, exist_ok=True)
     (BUILD / "results.json").write_text(json.dumps(data, indent=1))
-    out = Path(os.environ.get("BENCH_OUT", str(ROOT / "docs")))
+    # only a full run replaces the published page; a quick or filtered one goes to bench/build/
+    out = Path(os.environ.get("BENCH_OUT", str(BUILD if QUICK or ONLY else ROOT / "docs")))
     write_report(data, out)
     failed = [
         f"{workload}/{key}: {result.get('error')}"
