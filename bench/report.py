@@ -88,8 +88,9 @@ def write_report(data: dict[str, Any], out: Path) -> None:
             "## Server CPU per message",
             "",
             "CPU time of the server process (all its threads, from /proc) over the measured interval,",
-            "in µs per echoed message (per handshake for hs_c8). Lower is better; on two shared cores it",
-            "says more than messages per second alone.",
+            "in µs per echoed message (per handshake for hs_c8). Lower is better. On two cores shared",
+            "with the load generator (and, with a high load average, with other work) it is the steadier",
+            "figure: messages per second also measure how much CPU the server was given.",
             "",
         ]
         lines += table(
@@ -211,7 +212,8 @@ def write_report(data: dict[str, Any], out: Path) -> None:
         "## How it was measured",
         "",
         "- `bench/loadgen.c`, a single-threaded epoll client in C, keeps W messages in flight on each",
-        "  of N connections, masks its frames, and checks every echo: opcode, length, a sequence",
+        "  of N connections, masks its frames (one random key per run, so that payloads are masked",
+        "  once), and checks every echo: opcode, length, a sequence",
         "  number at its start and one byte in 13 of its content. It counts for a fixed time after",
         "  a warm-up, and reads the server's CPU time from /proc over exactly that interval.",
         "- Every server runs on uvloop and echoes each message with its type; see bench/servers/.",

@@ -3,11 +3,14 @@
 Builds bench/loadgen.c, installs the `bench` extra when a peer is missing, runs every echo
 server of bench/servers/ against the workloads below (the median of RUNS short runs each), and
 writes docs/performance-results.md and docs/img/bench.svg. Raw figures go to
-bench/build/results.json.
+bench/build/results.json (results-partial.json for a quick or filtered run).
 
 Environment: BENCH_QUICK=1 for a smoke run of about a minute; BENCH_ONLY=a,b keeps the
 workloads and servers named (e.g. BENCH_ONLY=b32_c1_w1,hybi,picows); those two write the page
 and chart under bench/build/ rather than docs/; BENCH_OUT=DIR writes them under DIR.
+`python bench/run.py --report` writes the page again from the last full run's figures.
+BENCH_PIN=0 leaves the scheduler to place both processes (on a machine busy with other work,
+a pinned process cannot move to the idle core).
 """
 
 from __future__ import annotations
@@ -179,7 +182,7 @@ def build_loadgen() -> None:
 def pinning() -> tuple[list[str], list[str]]:
     """taskset prefixes that put the server on the first core and the load generator on another."""
     cores = sorted(os.sched_getaffinity(0))
-    if shutil.which("taskset") is None or len(cores) < 2:
+    if os.environ.get("BENCH_PIN") == "0" or shutil.which("taskset") is None or len(cores) < 2:
         return [], []
     return ["taskset", "-c", str(cores[0])], ["taskset", "-c", str(cores[1])]
 
@@ -391,7 +394,7 @@ def machine(zlib_version: str) -> dict[str, str]:
         "compiler": compiler.splitlines()[0] if compiler else "unknown",
         "pinning": f"server on CPU {SERVER_PIN[-1]}, load generator on CPU {LOADGEN_PIN[-1]} (taskset)"
         if SERVER_PIN
-        else "none (no taskset, or one core)",
+        else "none (BENCH_PIN=0, no taskset, or one core)",
         "load": "load average {:.2f} {:.2f} {:.2f} at the start".format(*os.getloadavg()),
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "mode": "quick (BENCH_QUICK=1: one short run each)" if QUICK else f"{RUNS} runs of {DURATION:g} s each, median",
@@ -400,6 +403,16 @@ def machine(zlib_version: str) -> dict[str, str]:
 
 def main() -> int:
     started = time.monotonic()
+    full = not (QUICK or ONLY)
+    results_file = BUILD / ("results.json" if full else "results-partial.json")
+    # only a full run replaces the published page; a quick or filtered one goes to bench/build/
+    out = Path(os.environ.get("BENCH_OUT", str(ROOT / "docs" if full else BUILD)))
+    if sys.argv[1:] == ["--report"]:
+        # write the page again from the last full run's figures, without measuring
+        from report import write_report  # noqa: PLC0415
+
+        write_report(json.loads((BUILD / "results.json").read_text()), out)
+        return 0
     install_peers()
     build_loadgen()
     from report import write_report  # noqa: PLC0415 (bench/ is on sys.path when run as a script)
@@ -414,9 +427,7 @@ def main() -> int:
     data["workloads"] = [w.__dict__ for w in WORKLOADS]
     data["servers"] = [{"key": s.key, "label": s.label} for s in SERVERS]
     BUILD.mkdir(parents=True, exist_ok=True)
-    (BUILD / "results.json").write_text(json.dumps(data, indent=1))
-    # only a full run replaces the published page; a quick or filtered one goes to bench/build/
-    out = Path(os.environ.get("BENCH_OUT", str(BUILD if QUICK or ONLY else ROOT / "docs")))
+    results_file.write_text(json.dumps(data, indent=1))
     write_report(data, out)
     failed = [
         f"{workload}/{key}: {result.get('error')}"
