@@ -37,8 +37,10 @@ def cpu(result: Result | None) -> str:
     return f"{result['server_us_per_msg']:.1f}"
 
 
-def table(head: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i == 0 else "--:" for i in range(len(head))) + "|"]
+def table(head: list[str], rows: list[list[str]], numbers: bool = True) -> list[str]:
+    """A Markdown table: the first column left-aligned, the others right-aligned if `numbers`."""
+    rule = "|" + "|".join("---" if i == 0 or not numbers else "--:" for i in range(len(head))) + "|"
+    lines = ["| " + " | ".join(head) + " |", rule]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return [*lines, ""]
 
@@ -60,7 +62,7 @@ def write_report(data: dict[str, Any], out: Path) -> None:
         "## Machine",
         "",
     ]
-    lines += table(["", ""], [[key, html.escape(value)] for key, value in machine.items()])
+    lines += table(["", ""], [[key, html.escape(value)] for key, value in machine.items()], numbers=False)
 
     if echo_names:
         lines += [
@@ -206,7 +208,7 @@ def write_report(data: dict[str, Any], out: Path) -> None:
                 continue
             extra = f"{kib - base:.1f}" if base is not None and name != "off" else "—"
             rows.append([f"`{name}`", knobs.get(name, "no compression"), f"{kib:.1f}", extra])
-        lines += table(["preset", "settings", "KiB per connection", "for compression"], rows)
+        lines += table(["preset", "settings", "KiB per connection", "for compression"], rows, numbers=True)
 
     lines += [
         "## How it was measured",
