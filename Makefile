@@ -2,6 +2,8 @@
 # make test   - lint, type-check and run every test, interop peers included
 # make docs   - build the documentation site into site/ (open site/index.html), failing on any warning
 # make autobahn - run Autobahn|Testsuite against hybi's server and client, print a summary of each
+# make bench  - hybi against picows, websockets, aiohttp and raw TCP; writes docs/performance-results.md
+#               (BENCH_QUICK=1: a one-minute smoke run; BENCH_ONLY=b32_c1_w1,hybi: only those)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -42,8 +44,8 @@ autobahn: $(VENV)/.test
 	$(BIN)/python interop/autobahn/run.py both
 
 lint: $(VENV)/.test
-	$(BIN)/ruff check src tests interop examples
-	$(BIN)/ruff format --check src tests interop examples
+	$(BIN)/ruff check src tests interop bench examples
+	$(BIN)/ruff format --check src tests interop bench examples
 
 typecheck: $(VENV)/.test
 	$(BIN)/mypy
@@ -56,8 +58,15 @@ docs: $(VENV)/.docs
 
 test: lint typecheck docs pytest
 
+$(VENV)/.bench: $(VENV)/.runtime pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $@
+
+bench: $(VENV)/.bench
+	$(BIN)/python bench/run.py
+
 clean:
-	rm -rf $(VENV) site interop/node/node_modules interop/java/build interop/autobahn/reports .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) site bench/build interop/node/node_modules interop/java/build interop/autobahn/reports .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
 # make fuzz   - coverage-guided fuzzing (atheris), FUZZ_RUNS inputs for every dialect, role and handshake;
 #               crashes land in .fuzz/ as crash-* files: copy them into tests/fuzz/corpus/ to keep them
