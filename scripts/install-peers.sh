@@ -5,6 +5,7 @@
 # Protocol::WebSocket (a hixie-75/76 client), Ruby's em-websocket (a server for every
 # draft from hixie-75 to version 13), Ruby's websocket gem (a client of most of them) and
 # Netty (server and client of 00, 07, 08 and 13, with JZlib), compiled here with the JDK;
+# nginx and HAProxy, the reverse proxies of the deployment guide;
 # and the proxies the proxy tests start (tinyproxy, stunnel4, microsocks, OpenSSH).
 # The Python peer (the websockets package) comes with `pip install -e '.[test]'`.
 # Autobahn|Testsuite comes from scripts/install-autobahn.sh, called at the end.
@@ -35,6 +36,9 @@ command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless)
 # JZlib: Netty's zlib for windows below 2**15 (permessage-deflate's *_max_window_bits). Netty
 # agrees to those on any Java from 7 on, then fails at the first message without it.
 [ -f /usr/share/java/jzlib.jar ] || missing+=(libjzlib-java)
+# Reverse proxies that the deployment guide configures (tests/interop/test_reverse_proxies.py).
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 # Proxies for tests/interop/test_proxies.py: tinyproxy (HTTP CONNECT), stunnel (https:// in front
 # of it), microsocks (SOCKS5), OpenSSH's sshd and ssh -D (SOCKS4 and 4a).
 command -v tinyproxy >/dev/null 2>&1 || missing+=(tinyproxy)
