@@ -184,12 +184,19 @@ class ServerHandshake:
             agreed.append(extension)
         return answer, agreed
 
-    def decide(self, request: Request) -> tuple[bytes, Accepted]:
-        """The pipeline after `process_request`: version, origin, subprotocol, extensions,
-        then the 101 to write and what was agreed. Raises HandshakeRejected."""
+    def check(self, request: Request) -> Dialect:
+        """The pipeline's refusals that depend on the request alone (version, origin): the
+        dialect it asks for, or HandshakeRejected. A server that must do something slow
+        before answering (a gateway opening its upstream) asks this first."""
         dialect = self.negotiate(request)
         if self.origins is not None and not _origin_allowed(request.origin, self.origins):
             raise bad_request(f"origin {request.origin!r} is not allowed", 403)
+        return dialect
+
+    def decide(self, request: Request) -> tuple[bytes, Accepted]:
+        """The pipeline after `process_request`: version, origin, subprotocol, extensions,
+        then the 101 to write and what was agreed. Raises HandshakeRejected."""
+        dialect = self.check(request)
         subprotocol = self.select_subprotocol(request, dialect)
         if subprotocol is None and self.require_subprotocol:
             offered = ", ".join(dialect.offered_subprotocols(request)) or "none"
