@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
+import re
+import signal
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -14,7 +19,7 @@ import pytest
 
 import hybi
 from conftest import run
-from hybi.gateway import Gateway, Route, gateway, parse_route
+from hybi.gateway import Gateway, Route, parse_route, serve
 from hybi.sansio.bridge import BinaryRule, CloseOrder, Side, carry_message, close_for_other_side
 from hybi.sansio.connection import CloseInfo
 from hybi.sansio.dialects.hybi08 import hybi07_08_close_code
@@ -43,7 +48,7 @@ async def upstream_server(handler: Handler = echo, **options: Any) -> AsyncItera
 async def through(upstream: hybi.Server, **options: Any) -> AsyncIterator[tuple[Gateway, str]]:
     """A gateway in front of `upstream`, and the ws:// URL of the gateway."""
     options.setdefault("versions", "all")
-    async with gateway(f"ws://127.0.0.1:{upstream.port}/", "127.0.0.1", 0, **options) as gw:
+    async with serve(f"ws://127.0.0.1:{upstream.port}/", "127.0.0.1", 0, **options) as gw:
         yield gw, f"ws://127.0.0.1:{gw.port}"
 
 
@@ -146,7 +151,7 @@ def test_an_unreachable_upstream_is_502() -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        async with gateway(f"ws://127.0.0.1:{port}/", "127.0.0.1", 0, versions="all") as gw:
+        async with serve(f"ws://127.0.0.1:{port}/", "127.0.0.1", 0, versions="all") as gw:
             for version in ("13", "hixie-76"):
                 with pytest.raises(hybi.InvalidStatus) as caught:
                     await hybi.connect(f"ws://127.0.0.1:{gw.port}/", versions=version)
@@ -166,7 +171,7 @@ def test_a_silent_upstream_is_504() -> None:
         server = await asyncio.start_server(silent, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         try:
-            async with gateway(f"ws://127.0.0.1:{port}/", "127.0.0.1", 0, open_timeout=0.2) as gw:
+            async with serve(f"ws://127.0.0.1:{port}/", "127.0.0.1", 0, open_timeout=0.2) as gw:
                 with pytest.raises(hybi.InvalidStatus) as caught:
                     await hybi.connect(f"ws://127.0.0.1:{gw.port}/", versions="13")
                 assert caught.value.response.status == 504
@@ -290,7 +295,7 @@ def test_routes_by_path() -> None:
 
         async with upstream_server(await tag("chat")) as chat, upstream_server(await tag("cam")) as cam:
             routes = [f"/chat=ws://127.0.0.1:{chat.port}/", f"/cam=ws://127.0.0.1:{cam.port}/base/"]
-            async with gateway(None, "127.0.0.1", 0, routes=routes, versions="all") as gw:
+            async with serve(None, "127.0.0.1", 0, routes=routes, versions="all") as gw:
                 url = f"ws://127.0.0.1:{gw.port}"
                 for path, answer in [
                     ("/chat", "chat /"),
@@ -454,7 +459,7 @@ def test_shutdown_closes_both_sides_with_1001() -> None:
             closes.append(ws.close_code)
 
         async with upstream_server(wait_for_close) as up:
-            gw = await gateway(f"ws://127.0.0.1:{up.port}/", "127.0.0.1", 0)
+            gw = await serve(f"ws://127.0.0.1:{up.port}/", "127.0.0.1", 0)
             ws = await hybi.connect(f"ws://127.0.0.1:{gw.port}/", versions="13")
             await ws.send("x")
             gw.close()
@@ -602,3 +607,109 @@ def test_a_reader_that_stops_stops_the_other_side(slow: str) -> None:
             await ws.close()
 
     run(main(), timeout=120)
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+def _start_cli(*args: str) -> tuple[subprocess.Popen[str], int]:
+    """`hybi gateway ARGS` in a process of its own, and the port it listens on."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hybi", "gateway", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    found = re.search(r"gateway on ws://[^ ]*:(\d+)/", line)
+    assert found, line + process.communicate(timeout=10)[1]
+    return process, int(found.group(1))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _established(pid: int, port: int) -> int:
+    """TCP connections to local `port` that process `pid` holds (from /proc)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with suppress(OSError):
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    count = 0
+    with open("/proc/net/tcp") as table:
+        for row in table.readlines()[1:]:
+            fields = row.split()
+            if fields[3] == "01" and int(fields[1].split(":")[1], 16) == port and fields[9] in inodes:
+                count += 1
+    return count
+
+
+def test_cli_serves_and_drains_on_sigterm() -> None:
+    async def main() -> None:
+        async with upstream_server() as up:
+            process, port = await asyncio.to_thread(
+                _start_cli, "--listen", "127.0.0.1:0", "--upstream", f"ws://127.0.0.1:{up.port}/", "--versions", "all"
+            )
+            try:
+                ws = await hybi.connect(f"ws://127.0.0.1:{port}/", versions="hixie-76")
+                await ws.send("through the command")
+                assert await ws.recv() == "through the command"
+                modern = await hybi.connect(f"ws://127.0.0.1:{port}/", versions="13")
+                process.send_signal(signal.SIGTERM)
+                with pytest.raises(hybi.ConnectionClosed):
+                    await modern.recv()
+                assert modern.close_code == 1001
+                with pytest.raises(hybi.ConnectionClosed):
+                    await ws.recv()
+                assert await asyncio.to_thread(process.wait, 20) == 0
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                process.wait()
+
+    run(main())
+
+
+def test_cli_workers_share_the_port() -> None:
+    async def main() -> None:
+        async with upstream_server() as up:
+            port = _free_port()
+            process, _ = await asyncio.to_thread(
+                _start_cli,
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--upstream",
+                f"ws://127.0.0.1:{up.port}/",
+                "--workers",
+                "2",
+            )
+            try:
+                assert process.stdout is not None
+                await asyncio.to_thread(process.stdout.readline)  # the second worker listens too
+                with open(f"/proc/{process.pid}/task/{process.pid}/children") as children:
+                    workers = [int(pid) for pid in children.read().split()]
+                assert len(workers) == 2
+                connections = [await hybi.connect(f"ws://127.0.0.1:{port}/", versions="8") for _ in range(16)]
+                for index, ws in enumerate(connections):
+                    await ws.send(str(index))
+                    assert await ws.recv() == str(index)
+                counts = [_established(pid, port) for pid in workers]
+                assert sum(counts) == 16 and all(counts), counts
+                process.send_signal(signal.SIGTERM)
+                for ws in connections:
+                    with pytest.raises(hybi.ConnectionClosed):
+                        await ws.recv()
+                    assert ws.close_code == 1001
+                assert await asyncio.to_thread(process.wait, 20) == 0
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                process.wait()
+
+    run(main(), timeout=60)

@@ -1,4 +1,4 @@
-"""A version-translating WebSocket reverse proxy: `async with hybi.gateway(...)`.
+"""A version-translating WebSocket reverse proxy: `async with hybi.gateway.serve(...)`.
 
 Each client connection, in whichever version it speaks, gets its own upstream connection,
 opened with RFC 6455 section 4.4 negotiation; messages flow both ways, translated between
@@ -39,7 +39,7 @@ from hybi.sansio.handshake import OriginRule
 from hybi.sansio.http import Headers, Request, Response, text_response
 from hybi.sansio.uri import WebSocketURI, parse_uri
 
-__all__ = ["FORWARDED_HEADERS", "Gateway", "Pair", "Route", "gateway", "parse_route"]
+__all__ = ["FORWARDED_HEADERS", "BinaryRule", "Gateway", "Pair", "Route", "parse_route", "serve"]
 
 logger = logging.getLogger("hybi.gateway")
 
@@ -420,8 +420,8 @@ def _passed_back(refusal: InvalidStatus) -> Response:
     return Response(answer.status, answer.reason, headers, answer.body)
 
 
-class gateway:  # noqa: N801 - used like a function, as in `async with gateway(...)`
-    """Start a gateway: `gw = await gateway(...)` or `async with gateway(...) as gw`.
+class serve:  # noqa: N801 - used like a function, as in `async with serve(...)`
+    """Start a gateway: `gw = await serve(...)` or `async with serve(...) as gw`.
 
     `upstream` is the ws:// or wss:// URL every request goes to; `routes` (`/prefix` to
     URL, or `Route`s, or "PREFIX=URL" strings) send requests by path instead, the longest
