@@ -314,7 +314,7 @@ def test_routes_by_path() -> None:
 
 def test_route_resources() -> None:
     route = parse_route("/a=ws://h:1/base?k=v")
-    assert route.resource("/a") == "/base?k=v"
+    assert route.resource("/a") == route.resource("/a/") == "/base?k=v"
     assert route.resource("/a/b?c=d") == "/base/b?k=v&c=d"
     assert Route("/", parse_uri("ws://h/")).resource("/x/y?z") == "/x/y?z"
     with pytest.raises(ValueError, match="a route is"):

@@ -79,11 +79,12 @@ class Route:
 
     def resource(self, target: str) -> str:
         """The upstream request target for the client's `target` (path and query): the
-        upstream's path with what follows the prefix, and both queries."""
+        upstream's path with what follows the prefix (the prefix itself, with or without
+        its slash, is the upstream's path as given), and both queries."""
         remainder = target[len(self.prefix.rstrip("/")) :]
         rest, _, query = remainder.partition("?")
         path, _, own_query = self.upstream.resource.partition("?")
-        if rest:
+        if rest not in ("", "/"):
             path = path.rstrip("/") + rest
         queries = "&".join(part for part in (own_query, query) if part)
         return (path or "/") + (f"?{queries}" if queries else "")
