@@ -89,6 +89,10 @@ def add_parser(
     cmd.add_argument("--upstream-compression", type=compression, default=True, help="towards the upstream")
     cmd.add_argument("--public-scheme", choices=["ws", "wss"], help="wss when a TLS terminator sits in front")
     cmd.add_argument("--open-timeout", type=float, default=10.0, help="seconds the upstream may take to accept")
+    cmd.add_argument(
+        "--ping-interval", type=float, default=20.0, help="keepalive on each side that has pings (0: none)"
+    )
+    cmd.add_argument("--idle-timeout", type=float, help="close (1001) a side silent for this long (hixie has no ping)")
     cmd.add_argument("--drain-timeout", type=float, default=10.0, help="seconds SIGTERM waits for closes (default 10)")
     cmd.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
     cmd.add_argument("--reuse-port", action="store_true", help="set SO_REUSEPORT (implied by --workers)")
@@ -132,7 +136,8 @@ async def _serve(args: argparse.Namespace) -> int:
             upstream_compression=args.upstream_compression,
             public_scheme=args.public_scheme,
             open_timeout=args.open_timeout,
-            close_timeout=args.drain_timeout,
+            ping_interval=args.ping_interval or None,
+            idle_timeout=args.idle_timeout,
             reuse_port=args.reuse_port or args.workers > 1,
         )
         gw = await context.__aenter__()

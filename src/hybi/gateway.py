@@ -149,6 +149,7 @@ class GatewayOptions:
     close_timeout: float = 10.0
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0
+    idle_timeout: float | None = None
 
 
 class Gateway:
@@ -260,6 +261,7 @@ class Gateway:
                 close_timeout=options.close_timeout,
                 ping_interval=options.ping_interval,
                 ping_timeout=options.ping_timeout,
+                idle_timeout=options.idle_timeout,
                 max_size=options.max_size,
                 max_queue=options.max_queue,
             )
@@ -444,7 +446,9 @@ class serve:  # noqa: N801 - used like a function, as in `async with serve(...)`
     - `max_size`, `max_queue`: per message and per direction, which bound the memory of a
       pair; `compression`, `upstream_compression`: each side's own; `open_timeout` bounds
       the upstream's opening (504 past it); `close_timeout`, `ping_interval`,
-      `ping_timeout` apply to both sides.
+      `ping_timeout` and `idle_timeout` apply to each side on its own: pings are answered
+      by the gateway, not carried (the hixie drafts have none; `idle_timeout` closes a
+      side that sent nothing for that long).
     """
 
     def __init__(
@@ -472,6 +476,7 @@ class serve:  # noqa: N801 - used like a function, as in `async with serve(...)`
         close_timeout: float = 10.0,
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
+        idle_timeout: float | None = None,
         ssl: ssl_module.SSLContext | None = None,
         upstream_ssl: ssl_module.SSLContext | None = None,
         sock: Any = None,
@@ -495,6 +500,7 @@ class serve:  # noqa: N801 - used like a function, as in `async with serve(...)`
             close_timeout=close_timeout,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
+            idle_timeout=idle_timeout,
         )
         server_options = ServerOptions(
             origins=origins,
@@ -504,6 +510,7 @@ class serve:  # noqa: N801 - used like a function, as in `async with serve(...)`
             max_queue=max_queue,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
+            idle_timeout=idle_timeout,
             close_timeout=close_timeout,
             open_timeout=open_timeout + 10.0,  # the upstream's opening takes place within it
         )
