@@ -79,11 +79,12 @@ class Relay(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.peer: Relay | None = None
         self.pending: list[bytes] = []
+        self.opening: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's do not subclass it
         if self.peer is None:  # the accepted side: open the other, holding what comes first
-            asyncio.ensure_future(self._open())
+            self.opening = asyncio.ensure_future(self._open())
 
     async def _open(self) -> None:
         loop = asyncio.get_running_loop()
