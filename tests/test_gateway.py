@@ -267,6 +267,25 @@ def test_path_query_headers_subprotocol_and_cookies_cross() -> None:
     run(main())
 
 
+def test_a_hixie_upstream_is_offered_the_clients_first_subprotocol() -> None:
+    async def main() -> None:
+        offers: list[str | None] = []
+
+        async def record(ws: hybi.ServerConnection, request: hybi.Request) -> None:
+            offers.append(request.headers.get("Sec-WebSocket-Protocol"))
+
+        async with (
+            upstream_server(versions="hixie-76", process_request=record, subprotocols=["first"]) as up,
+            through(up) as (_, url),
+            hybi.connect(url + "/", versions="13", subprotocols=["first", "second"]) as ws,
+        ):
+            assert ws.subprotocol == "first"
+        # The offer as it came (refused: 426); negotiation again with the first alone.
+        assert offers == ["first, second", "first", "first"]
+
+    run(main())
+
+
 @pytest.mark.parametrize(("rule", "expected"), [("keep", "http://app.example"), ("upstream", None), (None, None)])
 def test_origin_kept_or_rewritten(rule: str | None, expected: str | None) -> None:
     async def main() -> None:
