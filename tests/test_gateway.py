@@ -492,6 +492,34 @@ def test_shutdown_closes_both_sides_with_1001() -> None:
     run(main())
 
 
+def test_the_drain_drops_what_did_not_close_by_its_deadline() -> None:
+    """An upstream that stopped reading never answers the close: the drain's deadline (far
+    below the close timeout of 60 s, past the test's 30 s guard) ends it."""
+
+    async def main() -> None:
+        stalled: list[hybi.ServerConnection] = []
+
+        async def never_reads(ws: hybi.ServerConnection) -> None:
+            stalled.append(ws)
+            await ws.wait_closed()
+
+        async with upstream_server(never_reads, max_queue=1, close_timeout=1) as up:
+            gw = await serve(f"ws://127.0.0.1:{up.port}/", "127.0.0.1", 0, close_timeout=60, max_queue=1)
+            ws = await hybi.connect(f"ws://127.0.0.1:{gw.port}/", versions="13")
+            await until(lambda: bool(stalled) and bool(gw.pairs))
+            (pair,) = gw.pairs
+            await ws.send("x")
+            await until(lambda: stalled[0]._reading_paused)  # the close frame will stay unread
+            gw.close()
+            await gw.wait_closed(timeout=0.5)
+            assert not gw.pairs
+            assert pair.upstream.protocol.state is hybi.sansio.State.CLOSED
+            with pytest.raises(hybi.ConnectionClosed):
+                await ws.recv()
+
+    run(main())
+
+
 # -- extensions, security ------------------------------------------------------------------
 
 

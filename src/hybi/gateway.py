@@ -365,16 +365,20 @@ class Gateway:
 
     async def wait_closed(self, timeout: float | None = None) -> None:
         """Wait until every pair has ended; after `timeout` seconds, drop what remains."""
-        try:
-            async with asyncio.timeout(timeout):
-                await self.server.wait_closed()
-        except TimeoutError:
-            for connection in [c for pair in self.pairs for c in (pair.client, pair.upstream)] + list(
+        waiting = asyncio.ensure_future(self.server.wait_closed())
+        # asyncio.wait, not a timeout around it: cancelling the wait would cancel the handlers.
+        done, _ = await asyncio.wait({waiting}, timeout=timeout)
+        if not done:
+            pairs = list(self.pairs) + list(self._opening.values())
+            for connection in [c for pair in pairs for c in (pair.client, pair.upstream)] + list(
                 self.server.connections | self.server.handshaking
             ):
                 if connection.transport is not None:
                     connection.transport.abort()
-            await self.server.wait_closed()
+            for task in list(self.server.tasks):  # upstream openings still under way
+                if task is not waiting:
+                    task.cancel()
+        await waiting
 
 
 def _close(connection: Connection, order: CloseOrder) -> None:
