@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -94,6 +95,9 @@ def add_parser(
     )
     cmd.add_argument("--idle-timeout", type=float, help="close (1001) a side silent for this long (hixie has no ping)")
     cmd.add_argument("--drain-timeout", type=float, default=10.0, help="seconds SIGTERM waits for closes (default 10)")
+    cmd.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], default="warning", help="on standard error"
+    )
     cmd.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
     cmd.add_argument("--reuse-port", action="store_true", help="set SO_REUSEPORT (implied by --workers)")
 
@@ -112,6 +116,9 @@ async def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(process)d %(levelname)s %(name)s %(message)s"
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -319,6 +319,14 @@ class Gateway:
                 self._pump(pair, upstream, client, Side.UPSTREAM),
             )
             await asyncio.gather(client.wait_closed(), upstream.wait_closed())
+            logger.debug(
+                "pair closed: %s, client %s, upstream %s, messages %d up and %d down",
+                pair.address,
+                client.close_code,
+                upstream.close_code,
+                pair.forwarded[Side.CLIENT],
+                pair.forwarded[Side.UPSTREAM],
+            )
         finally:
             self.pairs.discard(pair)
             if upstream.transport is not None and upstream.protocol.state is not State.CLOSED:
