@@ -1,8 +1,9 @@
 """`hybi.gateway` between implementations nobody here wrote.
 
 Old clients through the gateway to modern servers that speak 13 only: the Ruby websocket
-gem (hixie-75, hixie-76, 8), Perl's Protocol::WebSocket (hixie-75, hixie-76) and Netty's
-client (00, 07, 08), to Node's ws server and the websockets package's server. Modern
+gem (hixie-75, hixie-76, 8; it has no 7), Perl's Protocol::WebSocket (hixie-75, hixie-76)
+and Netty's client (00, 07, 08), each to Node's ws server and the websockets package's
+server. Modern
 clients through the gateway to old servers: headless Chromium and Node's ws client (13) to
 em-websocket and websocket-driver made to speak hixie-76 or hixie-75, and to Netty as a 00
 and an 08 server. Then HAProxy (Debian's package) in front of two gateway processes.
@@ -195,6 +196,35 @@ def test_netty_client_through_gateway_to_node_ws(netty_version: str) -> None:
     assert report["mismatches"] == []
     assert report["echoed"] == report["total"]
     assert [event["version"] for event in events] == [13]
+
+
+@pytest.mark.parametrize("netty_version", list(NETTY))
+def test_netty_client_through_gateway_to_websockets(netty_version: str) -> None:
+    path = classpath()
+
+    async def main() -> tuple[dict[str, Any], list[Any]]:
+        async with websockets_server() as (upstream, closes), through(upstream) as (_, url):
+            report = await peer_report(["java", "-cp", path, "NettyPeer", "client", url + "/", netty_version])
+        return report, closes
+
+    report, closes = run(main(), timeout=90)
+    assert report["event"] == "done", report
+    assert report["mismatches"] == []
+    assert report["echoed"] == report["total"]
+    assert len(closes) == 1
+
+
+@pytest.mark.parametrize("perl_version", list(PERL))
+def test_perl_client_through_gateway_to_node_ws(perl_version: str) -> None:
+    async def main() -> tuple[dict[str, Any], list[Any]]:
+        with modern_server("ws") as (upstream, peer):
+            async with through(upstream) as (_, url):
+                report = await peer_report(perl_client(url + "/", perl_version))
+        return report, peer.events
+
+    report, events = run(main(), timeout=90)
+    assert report == {"event": "done", "echoed": 9, "total": 9, "mismatches": []}, report
+    assert [(event["version"], event["code"]) for event in events] == [(13, 1005)]
 
 
 def test_an_upstream_refusal_reaches_old_clients() -> None:
