@@ -36,7 +36,8 @@ command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless)
 # JZlib: Netty's zlib for windows below 2**15 (permessage-deflate's *_max_window_bits). Netty
 # agrees to those on any Java from 7 on, then fails at the first message without it.
 [ -f /usr/share/java/jzlib.jar ] || missing+=(libjzlib-java)
-# Reverse proxies that the deployment guide configures (tests/interop/test_reverse_proxies.py).
+# Reverse proxies that the deployment guide configures (tests/interop/test_reverse_proxies.py),
+# and HAProxy in front of two gateway processes (tests/interop/test_gateway_peers.py).
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 # Proxies for tests/interop/test_proxies.py: tinyproxy (HTTP CONNECT), stunnel (https:// in front

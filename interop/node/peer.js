@@ -18,6 +18,7 @@
 //   --deflate=no-context      the same, asking for server_ and client_no_context_takeover
 //   --deflate=window-8        the same, asking for windows of 2**8 both ways
 //   --fragment                send every message (the server: every echo) in three frames
+//   --text-only               the client's plan has its text messages only (for a text-only peer)
 //   --noise                   the client adds incompressible binary messages to its plan
 //   --stream=N                the client sends N small messages made mostly of words sent
 //                             before (a context-takeover stream) instead of its plan
@@ -108,7 +109,7 @@ function plan() {
   }
   for (const size of SIZES) {
     messages.push({ binary: false, data: textOf(size) });
-    messages.push({ binary: true, data: bytesOf(size) });
+    if (!options["text-only"]) messages.push({ binary: true, data: bytesOf(size) });
   }
   if (options.noise) for (const size of NOISE_SIZES) messages.push({ binary: true, data: noiseOf(size) });
   return messages;

@@ -9,6 +9,7 @@ async with hybi.serve(echo, "127.0.0.1", 8765, versions=(13, 8, 7)):
 ```
 """
 
+from hybi import gateway
 from hybi._version import __version__
 from hybi.aio import ClientConnection, Connection, Data, Server, ServerConnection, broadcast, connect, serve
 from hybi.exceptions import (
@@ -73,5 +74,6 @@ __all__ = [
     "__version__",
     "broadcast",
     "connect",
+    "gateway",
     "serve",
 ]

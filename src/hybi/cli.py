@@ -1,4 +1,4 @@
-"""The `hybi` command: `hybi serve`, `hybi connect URL`, `hybi probe URL`."""
+"""The `hybi` command: `hybi serve`, `hybi connect URL`, `hybi probe URL`, `hybi gateway`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
+from hybi import _gateway_cli
 from hybi._version import __version__
 from hybi.aio.client import ClientConnection, connect
 from hybi.aio.server import ServerConnection, serve
@@ -331,6 +332,8 @@ def _parser() -> argparse.ArgumentParser:
     probe_cmd.add_argument("--versions", type=_versions, default=ALL_VERSIONS, help=known)
     probe_cmd.add_argument("--timeout", type=float, default=5.0, help="seconds per attempt")
     probe_cmd.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    _gateway_cli.add_parser(commands, _versions, _size, _compression, known)
     return parser
 
 
@@ -345,7 +348,8 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    runner = {"serve": _serve, "connect": _connect, "probe": _probe}[args.command]
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for `gateway --workers`
+    runner = {"serve": _serve, "connect": _connect, "probe": _probe, "gateway": _gateway_cli.run}[args.command]
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as loop_runner:
             return loop_runner.run(runner(args))

@@ -251,6 +251,11 @@ class Connection:
         """Whether close frames of this dialect carry a status code and reason."""
         return self._close_rules is not None and self._close_rules.status is not None
 
+    @property
+    def binary_supported(self) -> bool:
+        """Whether this dialect has binary messages (the hixie drafts carry text only)."""
+        return self._codec is not None and self._codec.binary
+
     # -- switching to the dialect's pipeline ---------------------------------------------
 
     def _install(self, dialect: Dialect, extensions: Sequence[Extension] = ()) -> None:

@@ -216,6 +216,15 @@ class ServerHandshake:
             agreed.append(extension)
         return answer, agreed
 
+    def check(self, request: Request) -> Dialect:
+        """The pipeline's refusals that depend on the request alone (version, origin): the
+        dialect it asks for, or HandshakeRejected. A server that must do something slow
+        before answering (a gateway opening its upstream) asks this first."""
+        dialect = self.negotiate(request)
+        if self.origins is not None and not _origin_allowed(request.origin, self.origins):
+            raise bad_request(f"origin {request.origin!r} is not allowed", 403)
+        return dialect
+
     def decide(
         self,
         request: Request,
@@ -226,9 +235,7 @@ class ServerHandshake:
         """The pipeline after `process_request`: version, origin, subprotocol, extensions,
         then the 101 to write and what was agreed. Raises HandshakeRejected. `subprotocol`
         and `extra_headers` are this handshake's (after the configured headers)."""
-        dialect = self.negotiate(request)
-        if self.origins is not None and not _origin_allowed(request.origin, self.origins):
-            raise bad_request(f"origin {request.origin!r} is not allowed", 403)
+        dialect = self.check(request)
         chosen = subprotocol
         subprotocol = self.select_subprotocol(request, dialect, chosen)
         if subprotocol is None and self.require_subprotocol and chosen is CONFIGURED:
