@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import struct
 
+from hybi.sansio import _accel
+
 __all__ = [
     "OP_BINARY",
     "OP_CLOSE",
@@ -36,20 +38,14 @@ OP_PONG = 0xA
 
 _pack_16 = struct.Struct("!BBH").pack
 _pack_64 = struct.Struct("!BBQ").pack
+_masked_frame = _accel.masked_frame
 
 
-def apply_mask(data: bytes | bytearray | memoryview, key: bytes) -> bytes:
-    """XOR `data` with the 4-byte `key` repeated (RFC 6455 section 5.3).
-
-    The XOR runs on whole integers rather than byte by byte: `int.from_bytes` turns the
-    payload into one big number, so the loop happens in C. Masking is its own inverse.
-    """
-    length = len(data)
-    if length == 0:
-        return b""
-    repeated = key * ((length >> 2) + 1)
-    value = int.from_bytes(data, "little") ^ int.from_bytes(repeated[:length], "little")
-    return value.to_bytes(length, "little")
+def apply_mask(data: bytes | bytearray | memoryview, key: bytes, offset: int = 0) -> bytes:
+    """XOR `data` with the 4-byte `key` repeated (RFC 6455 section 5.3), the key turned to
+    stand `offset` bytes into the masked data. Masking is its own inverse. Compiled where
+    the accelerator is built (`hybi.sansio._accel`)."""
+    return _accel.mask(data, key, offset)
 
 
 def build_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0, *, mask: bool = False) -> bytes:
@@ -73,14 +69,6 @@ def unmasked_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) 
 
 
 def masked_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) -> bytes:
-    """A client's frame, masked with a fresh key from the system's CSPRNG (section 5.3)."""
-    length = len(payload)
-    first = (0x80 if fin else 0) | rsv | opcode
-    if length < 126:
-        header = bytes((first, 0x80 | length))
-    elif length < 65536:
-        header = _pack_16(first, 0xFE, length)
-    else:
-        header = _pack_64(first, 0xFF, length)
-    key = os.urandom(4)
-    return b"".join((header, key, apply_mask(payload, key)))  # one copy of the payload, not two
+    """A client's frame, masked with a fresh key from the system's CSPRNG (section 5.3),
+    written into one new buffer."""
+    return _masked_frame((0x80 if fin else 0) | rsv | opcode, payload, os.urandom(4))

@@ -6,13 +6,7 @@ from __future__ import annotations
 from hybi.sansio.frames import apply_mask
 from hybi.sansio.framing import FrameSink
 
-__all__ = ["PayloadStream", "rotate"]
-
-
-def rotate(key: bytes, offset: int) -> bytes:
-    """The 4-byte mask key as it stands `offset` bytes into the masked data."""
-    offset &= 3
-    return key[offset:] + key[:offset] if offset else key
+__all__ = ["PayloadStream"]
 
 
 class PayloadStream:
@@ -35,22 +29,26 @@ class PayloadStream:
     def receive(self, data: bytes, sink: FrameSink) -> None:
         if self._remaining:
             used = min(self._remaining, len(data))
-            piece = data[:used] if used < len(data) else data
             if self._key is not None:
-                piece = apply_mask(piece, rotate(self._key, self._offset))
+                # Unmasked straight from the read: one copy of the piece, not a slice and a copy.
+                piece = apply_mask(memoryview(data)[:used] if used < len(data) else data, self._key, self._offset)
+            else:
+                piece = data[:used] if used < len(data) else data
             self._offset += used
             self._remaining -= used
             if sink.frame(self._opcode, self._fin, self._rsv, self._length, piece, False, not self._remaining):
                 return
-            data = data[used:]
-            if not data:
+            if used == len(data):
                 return
+            self._parse(data, used, sink)  # the rest is parsed where it lies, not copied first
+            return
         if self._pending:
             data = self._pending + data
             self._pending = b""
-        self._parse(data, sink)
+        self._parse(data, 0, sink)
 
-    def _parse(self, data: bytes, sink: FrameSink) -> None:
+    def _parse(self, data: bytes, pos: int, sink: FrameSink) -> None:
+        """Parse the frames in `data` from `pos` on."""
         raise NotImplementedError
 
     def _start_payload(  # noqa: PLR0917 - the frame header, field by field
@@ -59,20 +57,19 @@ class PayloadStream:
         fin: bool,
         rsv: int,
         length: int,
-        payload: bytes,
+        payload: bytes | memoryview,
         key: bytes | None,
         offset: int,
         sink: FrameSink,
     ) -> None:
         """Hand on the first `payload` bytes of a data frame of `length` whose mask (if any)
         stands at `offset` at their start; keep its state for the bytes to come."""
-        if key is not None and payload:
-            payload = apply_mask(payload, rotate(key, offset))
+        piece = apply_mask(payload, key, offset) if key is not None else bytes(payload)
         self._opcode = opcode
         self._fin = fin
         self._rsv = rsv
         self._length = length
         self._key = key
-        self._offset = offset + len(payload)
-        self._remaining = length - len(payload)
-        sink.frame(opcode, fin, rsv, length, payload, True, False)
+        self._offset = offset + len(piece)
+        self._remaining = length - len(piece)
+        sink.frame(opcode, fin, rsv, length, piece, True, False)

@@ -21,7 +21,7 @@ from hybi.exceptions import ProtocolError
 from hybi.sansio.events import Role
 from hybi.sansio.frames import OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT, apply_mask
 from hybi.sansio.framing import FrameSink
-from hybi.sansio.framing._stream import PayloadStream, rotate
+from hybi.sansio.framing._stream import PayloadStream
 
 __all__ = ["InterimCodec", "build_interim_frame"]
 
@@ -68,9 +68,8 @@ class InterimCodec(PayloadStream):
         key = os.urandom(4) if self._mask_out else None
         return build_interim_frame(_TO_WIRE[opcode], payload, more_bit=self._more_bit, fin=fin, key=key)
 
-    def _parse(self, data: bytes, sink: FrameSink) -> None:
+    def _parse(self, data: bytes, pos: int, sink: FrameSink) -> None:
         end = len(data)
-        pos = 0
         while pos < end:
             key: bytes | None = None
             start = pos
@@ -116,7 +115,7 @@ class InterimCodec(PayloadStream):
             if available >= length:
                 payload = data[payload_start : payload_start + length]
                 if key is not None and length:
-                    payload = apply_mask(payload, rotate(key, header_length))
+                    payload = apply_mask(payload, key, header_length)
                 pos = payload_start + length
                 if sink.frame(opcode, fin, 0, length, payload, True, True):
                     return

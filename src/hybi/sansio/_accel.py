@@ -1,0 +1,34 @@
+"""The hot loops, compiled where the compiled accelerator was built, else their pure twins.
+
+`hybi._speedups` (C, built by `pip install` where a compiler exists) and
+`hybi.sansio._pure` have the same functions with the same results; this module picks one
+set, once, at import. `HYBI_PURE_PYTHON=1` in the environment forces the pure set.
+`COMPILED` says which set runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hybi.sansio import _pure
+
+__all__ = ["COMPILED", "mask", "masked_frame", "utf8_check"]
+
+FORCED_PURE = os.environ.get("HYBI_PURE_PYTHON", "") not in ("", "0")
+"""Whether the environment asked for the pure-Python path."""
+
+mask = _pure.mask
+masked_frame = _pure.masked_frame
+utf8_check = _pure.utf8_check
+COMPILED = False
+
+if not FORCED_PURE:
+    try:
+        from hybi import _speedups
+    except ImportError:
+        pass
+    else:
+        mask = _speedups.mask
+        masked_frame = _speedups.masked_frame
+        utf8_check = _speedups.utf8_check
+        COMPILED = True
