@@ -382,3 +382,45 @@ class TestSendingRules:
         data = peer.data_to_send()
         assert client().receive_data(data) == [str(i) for i in range(100)]
         assert peer.data_to_send() == b""
+
+
+# -- what goes to the transport ------------------------------------------------------------
+
+
+def test_a_large_payload_reaches_the_transport_uncopied() -> None:
+    peer = server()
+    payload = bytes(range(256)) * 1024
+    peer.send_binary(b"small")
+    peer.send_binary(payload)
+    peer.send_text("tail")
+    buffers = peer.buffers_to_send()
+    assert len(buffers) == 3
+    assert buffers[1] is payload  # the application's own bytes, not a copy in a frame
+    assert b"".join(buffers) == build_frame(0x2, b"small") + build_frame(0x2, payload) + build_frame(0x1, b"tail")
+    assert peer.buffers_to_send() == [] and peer.data_to_send() == b""
+
+
+def test_data_to_send_joins_what_buffers_to_send_would_give() -> None:
+    peer = server()
+    payload = bytes(70000)
+    peer.send_binary(payload)
+    peer.send_binary(payload)
+    assert peer.data_to_send() == build_frame(0x2, payload) * 2
+
+
+def test_small_frames_share_one_buffer() -> None:
+    peer = server()
+    for index in range(5):
+        peer.send_text(str(index))
+    assert peer.buffers_to_send() == [b"".join(build_frame(0x1, str(index).encode()) for index in range(5))]
+
+
+@pytest.mark.parametrize("version", ["13", "8", "7", "6", "5", "hybi-02", "hixie-76", "hixie-75"])
+def test_frames_that_the_wire_changes_are_built_whole(version: str) -> None:
+    """A client masks its payload, and the older framings have no separable header: their
+    large frames are queued whole."""
+    for peer in (client(version), server(version)) if version in ("13", "8", "7") else (server(version),):
+        peer.send_text("x" * 70000)
+        buffers = peer.buffers_to_send()
+        separate = peer.role is Role.SERVER and version in ("13", "8", "7")
+        assert len(buffers) == (2 if separate else 1)

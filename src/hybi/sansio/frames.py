@@ -25,6 +25,7 @@ __all__ = [
     "build_frame",
     "masked_frame",
     "unmasked_frame",
+    "unmasked_header",
 ]
 
 
@@ -66,6 +67,17 @@ def unmasked_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) 
     if length < 65536:
         return _pack_16(first, 126, length) + payload
     return _pack_64(first, 127, length) + payload
+
+
+def unmasked_header(opcode: int, length: int, fin: bool = True, rsv: int = 0) -> bytes:
+    """The header of a server's frame of `length` payload bytes (section 5.2), for a payload
+    that follows it uncopied."""
+    first = (0x80 if fin else 0) | rsv | opcode
+    if length < 126:
+        return bytes((first, length))
+    if length < 65536:
+        return _pack_16(first, 126, length)
+    return _pack_64(first, 127, length)
 
 
 def masked_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) -> bytes:

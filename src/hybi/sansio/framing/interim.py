@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable
 from typing import ClassVar
 
 from hybi.exceptions import ProtocolError
@@ -55,6 +56,7 @@ class InterimCodec(PayloadStream):
     pings: ClassVar[bool] = True
     fragments: ClassVar[bool] = True
     rsv_bits: ClassVar[int] = 0  # no extension of these drafts is spoken
+    header: Callable[[int, int], bytes] | None = None
 
     __slots__ = ("_mask_in", "_mask_out", "_more_bit")
 

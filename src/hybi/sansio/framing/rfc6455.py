@@ -17,7 +17,7 @@ from typing import ClassVar
 
 from hybi.exceptions import ProtocolError
 from hybi.sansio.events import Role
-from hybi.sansio.frames import OP_BINARY, OP_PONG, apply_mask, masked_frame, unmasked_frame
+from hybi.sansio.frames import OP_BINARY, OP_PONG, apply_mask, masked_frame, unmasked_frame, unmasked_header
 from hybi.sansio.framing import FrameSink
 from hybi.sansio.framing._stream import PayloadStream
 
@@ -37,7 +37,7 @@ class RFC6455Codec(PayloadStream):
     fragments: ClassVar[bool] = True
     rsv_bits: ClassVar[int] = 0x70
 
-    __slots__ = ("_expect_mask", "_minimal_lengths", "encode")
+    __slots__ = ("_expect_mask", "_minimal_lengths", "encode", "header")
 
     def __init__(self, role: Role, *, minimal_lengths: bool = True) -> None:
         super().__init__()
@@ -45,6 +45,7 @@ class RFC6455Codec(PayloadStream):
         self.encode: Callable[..., bytes] = masked_frame if role is Role.CLIENT else unmasked_frame
         """encode(opcode, payload, fin=True, rsv=0): the frame builder itself, called straight
         from the send path (a method around it would cost a call per message)."""
+        self.header: Callable[[int, int], bytes] | None = unmasked_header if role is Role.SERVER else None
         self._expect_mask = 0x80 if role is Role.SERVER else 0
         self._minimal_lengths = minimal_lengths
 
