@@ -308,3 +308,79 @@ def test_hostile_arguments_raise_and_never_crash(data: bytes, key: bytes, number
         ):
             with contextlib.suppress(ValueError, OverflowError):
                 call()
+
+
+# -- payloads assembled in one buffer -----------------------------------------------------
+
+
+@given(st.binary(max_size=3000), st.lists(st.integers(0, 3000), max_size=6), st.integers(0, 7), st.booleans())
+def test_a_payload_built_from_pieces_is_the_whole_unmasked(
+    data: bytes, cuts: list[int], offset: int, masked: bool
+) -> None:
+    bounds = sorted({0, len(data), *(min(cut, len(data)) for cut in cuts)})
+    key = KEY if masked else None
+    for module in (_pure, _speedups):
+        if module is None:
+            continue
+        builder = module.PayloadBuilder(len(data))
+        for start, stop in itertools.pairwise(bounds):
+            builder.add(memoryview(data)[start:stop], key, offset + start)
+            assert builder.missing == len(data) - stop
+        expected = byte_loop(data, KEY, offset) if masked else data
+        assert builder.take() == expected
+
+
+def test_a_payload_builder_refuses_misuse(impl: ModuleType) -> None:
+    builder = impl.PayloadBuilder(4)
+    builder.add(b"ab")
+    with pytest.raises(ValueError, match="not complete"):
+        builder.take()
+    with pytest.raises(ValueError, match="more bytes"):
+        builder.add(b"cde")
+    builder.add(bytearray(b"cd"))
+    assert builder.take() == b"abcd"
+    with pytest.raises(ValueError, match="taken"):
+        builder.take()
+    with pytest.raises(ValueError, match="taken"):
+        builder.add(b"")
+    with pytest.raises(ValueError):
+        impl.PayloadBuilder(-1)
+    with pytest.raises(ValueError, match="4 bytes"):
+        impl.PayloadBuilder(1).add(b"x", b"abc")
+
+
+def test_a_large_frame_in_pieces_is_one_message_on_both_paths() -> None:
+    """Through the codec: a 1 MiB masked binary frame split at odd places, then a small one."""
+    from hybi.sansio.events import Role
+    from hybi.sansio.framing.interim import InterimCodec, build_interim_frame
+    from hybi.sansio.framing.rfc6455 import RFC6455Codec
+
+    class Sink:
+        def __init__(self) -> None:
+            self.pieces: list[tuple[int, bool, bool, bytes]] = []
+
+        def frame(self, opcode: int, fin: bool, rsv: int, length: int, payload: bytes, first: bool, last: bool) -> bool:
+            self.pieces.append((opcode, first, last, bytes(payload)))
+            return False
+
+    payload = os.urandom((1 << 20) + 5)
+    for codec, wire in (
+        (RFC6455Codec(Role.SERVER), _pure.masked_frame(0x82, payload, KEY) + _pure.masked_frame(0x82, b"next", KEY)),
+        (
+            InterimCodec(Role.SERVER, more_bit=False, prefix_mask=True),
+            build_interim_frame(5, payload, more_bit=False, key=KEY)
+            + build_interim_frame(5, b"next", more_bit=False, key=KEY),
+        ),
+    ):
+        sink = Sink()
+        cuts = [0, 7, 9, 65536 + 3, 300001, 1 << 20, len(wire)]
+        for start, stop in itertools.pairwise(cuts):
+            codec.receive(wire[start:stop], sink)
+        assert [(opcode, first, last) for opcode, first, last, _ in sink.pieces] == [
+            (2, True, False),
+            (2, False, True),
+            (2, True, True),
+        ]
+        assert sink.pieces[0][3] == b""
+        assert sink.pieces[1][3] == payload
+        assert sink.pieces[2][3] == b"next"

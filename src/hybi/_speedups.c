@@ -7,6 +7,7 @@
  *   mask(data, key, offset=0) -> bytes        RFC 6455 section 5.3 XOR, key turned by offset
  *   masked_frame(first, payload, key) -> bytes a whole client frame in one allocation
  *   utf8_check(data, state=0) -> int           incremental UTF-8 validation (RFC 3629)
+ *   PayloadBuilder(size)                       a large payload unmasked into one buffer
  *
  * Plain CPython API, one file: the build needs a C compiler and nothing else.
  */
@@ -297,6 +298,152 @@ speedups_utf8_check(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromLong(state);
 }
 
+/* PayloadBuilder(size): one bytes object of `size`, filled piece by piece (unmasked on the
+ * way in) and handed out whole by take(). It is never seen by Python before it is full. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *bytes; /* NULL once taken */
+    Py_ssize_t size;
+    Py_ssize_t pos;
+} Builder;
+
+static int
+builder_init(Builder *self, PyObject *args, PyObject *kwds)
+{
+    Py_ssize_t size;
+    static char *kwlist[] = {"size", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "n", kwlist, &size)) {
+        return -1;
+    }
+    if (size < 0) {
+        PyErr_SetString(PyExc_ValueError, "a payload size is not negative");
+        return -1;
+    }
+    Py_CLEAR(self->bytes);
+    self->bytes = PyBytes_FromStringAndSize(NULL, size);
+    if (self->bytes == NULL) {
+        return -1;
+    }
+    self->size = size;
+    self->pos = 0;
+    return 0;
+}
+
+static void
+builder_dealloc(Builder *self)
+{
+    Py_CLEAR(self->bytes);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+builder_add(Builder *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t offset = 0;
+    unsigned char k[4];
+    int masked;
+    Py_buffer data;
+
+    if (nargs < 1 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "add(data, key=None, offset=0)");
+        return NULL;
+    }
+    if (self->bytes == NULL) {
+        PyErr_SetString(PyExc_ValueError, "the payload was taken already");
+        return NULL;
+    }
+    if (nargs == 3) {
+        offset = PyLong_AsSsize_t(args[2]);
+        if (offset == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    masked = nargs >= 2 && args[1] != Py_None;
+    if (masked && get_key(args[1], offset, k) < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[0], &data, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (data.len > self->size - self->pos) {
+        PyBuffer_Release(&data);
+        PyErr_SetString(PyExc_ValueError, "more bytes than the payload's size");
+        return NULL;
+    }
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(self->bytes) + self->pos;
+    if (masked) {
+        xor_mask(out, (const unsigned char *)data.buf, data.len, k);
+    }
+    else {
+        memcpy(out, data.buf, (size_t)data.len);
+    }
+    self->pos += data.len;
+    PyBuffer_Release(&data);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+builder_take(Builder *self, PyObject *unused)
+{
+    PyObject *result;
+    if (self->bytes == NULL) {
+        PyErr_SetString(PyExc_ValueError, "the payload was taken already");
+        return NULL;
+    }
+    if (self->pos != self->size) {
+        PyErr_SetString(PyExc_ValueError, "the payload is not complete");
+        return NULL;
+    }
+    result = self->bytes;
+    self->bytes = NULL;
+    return result;
+}
+
+static PyObject *
+builder_missing(Builder *self, void *closure)
+{
+    return PyLong_FromSsize_t(self->bytes == NULL ? 0 : self->size - self->pos);
+}
+
+static PyMethodDef builder_methods[] = {
+    {"add", (PyCFunction)(void (*)(void))builder_add, METH_FASTCALL,
+     "add(data, key=None, offset=0): append data, unmasked with key turned by offset."},
+    {"take", (PyCFunction)builder_take, METH_NOARGS, "take() -> bytes: the whole payload, once."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef builder_getset[] = {
+    {"missing", (getter)builder_missing, NULL, "bytes still to add", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject BuilderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "hybi._speedups.PayloadBuilder",
+    .tp_basicsize = sizeof(Builder),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "PayloadBuilder(size): a payload assembled in place from its pieces.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)builder_init,
+    .tp_dealloc = (destructor)builder_dealloc,
+    .tp_methods = builder_methods,
+    .tp_getset = builder_getset,
+};
+
+static int
+speedups_exec(PyObject *module)
+{
+    if (PyType_Ready(&BuilderType) < 0) {
+        return -1;
+    }
+    Py_INCREF(&BuilderType);
+    if (PyModule_AddObject(module, "PayloadBuilder", (PyObject *)&BuilderType) < 0) {
+        Py_DECREF(&BuilderType);
+        return -1;
+    }
+    return 0;
+}
+
 static PyMethodDef speedups_methods[] = {
     {"mask", (PyCFunction)(void (*)(void))speedups_mask, METH_FASTCALL,
      "mask(data, key, offset=0) -> bytes: data XORed with the 4-byte key, turned by offset."},
@@ -308,9 +455,7 @@ static PyMethodDef speedups_methods[] = {
 };
 
 static PyModuleDef_Slot speedups_slots[] = {
-#if PY_VERSION_HEX >= 0x030C0000
-    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
-#endif
+    {Py_mod_exec, speedups_exec},
     {0, NULL},
 };
 

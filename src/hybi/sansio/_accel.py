@@ -9,10 +9,22 @@ set, once, at import. `HYBI_PURE_PYTHON=1` in the environment forces the pure se
 from __future__ import annotations
 
 import os
+from typing import Protocol
 
 from hybi.sansio import _pure
 
-__all__ = ["COMPILED", "mask", "masked_frame", "utf8_check"]
+__all__ = ["COMPILED", "Builder", "PayloadBuilder", "mask", "masked_frame", "utf8_check"]
+
+
+class Builder(Protocol):
+    """What both `PayloadBuilder`s are: `add` pieces (unmasking them with a key), `take` the
+    whole once it is complete."""
+
+    @property
+    def missing(self) -> int: ...
+    def add(self, data: bytes | bytearray | memoryview, key: bytes | None = None, offset: int = 0, /) -> None: ...
+    def take(self) -> bytes: ...
+
 
 FORCED_PURE = os.environ.get("HYBI_PURE_PYTHON", "") not in ("", "0")
 """Whether the environment asked for the pure-Python path."""
@@ -20,6 +32,7 @@ FORCED_PURE = os.environ.get("HYBI_PURE_PYTHON", "") not in ("", "0")
 mask = _pure.mask
 masked_frame = _pure.masked_frame
 utf8_check = _pure.utf8_check
+PayloadBuilder: type[_pure.PayloadBuilder] | type[_speedups.PayloadBuilder] = _pure.PayloadBuilder
 COMPILED = False
 
 if not FORCED_PURE:
@@ -31,4 +44,5 @@ if not FORCED_PURE:
         mask = _speedups.mask
         masked_frame = _speedups.masked_frame
         utf8_check = _speedups.utf8_check
+        PayloadBuilder = _speedups.PayloadBuilder
         COMPILED = True

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import codecs
 
-__all__ = ["mask", "masked_frame", "utf8_check"]
+__all__ = ["PayloadBuilder", "mask", "masked_frame", "utf8_check"]
 
 
 def mask(data: bytes | bytearray | memoryview, key: bytes, offset: int = 0, /) -> bytes:
@@ -100,3 +100,37 @@ def utf8_check(data: bytes | bytearray | memoryview, state: int = 0, /) -> int:
         if state < 0:
             return -1
     return state
+
+
+class PayloadBuilder:
+    """A payload of `size` bytes put together from its pieces (unmasked on the way in when
+    `add` is given a key) and handed out whole, once, by `take`. The compiled twin writes
+    into one buffer of the final size; this one joins the pieces at the end."""
+
+    __slots__ = ("_parts", "_taken", "missing")
+
+    def __init__(self, size: int) -> None:
+        if size < 0:
+            raise ValueError("a payload size is not negative")
+        self._parts: list[bytes] = []
+        self._taken = False
+        self.missing = size
+        """Bytes still to add."""
+
+    def add(self, data: bytes | bytearray | memoryview, key: bytes | None = None, offset: int = 0, /) -> None:
+        if self._taken:
+            raise ValueError("the payload was taken already")
+        piece = mask(data, key, offset) if key is not None else bytes(data)
+        if len(piece) > self.missing:
+            raise ValueError("more bytes than the payload's size")
+        self.missing -= len(piece)
+        self._parts.append(piece)
+
+    def take(self) -> bytes:
+        if self._taken:
+            raise ValueError("the payload was taken already")
+        if self.missing:
+            raise ValueError("the payload is not complete")
+        self._taken = True
+        parts, self._parts = self._parts, []
+        return parts[0] if len(parts) == 1 else b"".join(parts)

@@ -42,11 +42,11 @@ _pack_64 = struct.Struct("!BBQ").pack
 _masked_frame = _accel.masked_frame
 
 
-def apply_mask(data: bytes | bytearray | memoryview, key: bytes, offset: int = 0) -> bytes:
-    """XOR `data` with the 4-byte `key` repeated (RFC 6455 section 5.3), the key turned to
-    stand `offset` bytes into the masked data. Masking is its own inverse. Compiled where
-    the accelerator is built (`hybi.sansio._accel`)."""
-    return _accel.mask(data, key, offset)
+apply_mask = _accel.mask
+"""apply_mask(data, key, offset=0) -> bytes: `data` XORed with the 4-byte `key` repeated (RFC
+6455 section 5.3), the key turned to stand `offset` bytes into the masked data; masking is
+its own inverse. The compiled function where the accelerator is built (`hybi.sansio._accel`),
+called directly: a wrapper would cost a call per frame."""
 
 
 def build_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0, *, mask: bool = False) -> bytes:

@@ -1,19 +1,32 @@
 """What the two length-prefixed framings share: a data frame whose payload is still arriving
-is handed on piece by piece, unmasked with the key turned to where the piece starts."""
+is handed on piece by piece, unmasked with the key turned to where the piece starts.
+
+A large binary frame is the exception: the sink is told it started (an empty first piece,
+so that the size limit is checked from its header before anything is held), then its
+payload is unmasked into one buffer of its final size as it arrives (`PayloadBuilder`, in C
+where the accelerator is built) and handed on whole as its last piece: no copy per piece
+and no join of the pieces afterwards. Text is still handed on piece by piece, so that
+invalid UTF-8 fails before the frame's end (RFC 6455 section 8.1)."""
 
 from __future__ import annotations
 
-from hybi.sansio.frames import apply_mask
+from hybi.sansio._accel import Builder, PayloadBuilder
+from hybi.sansio.frames import OP_BINARY, apply_mask
 from hybi.sansio.framing import FrameSink
 
 __all__ = ["PayloadStream"]
+
+_BUILD_FROM = 1 << 16
+_BUILD_UP_TO = 1 << 26
+"""Binary frames of 64 KiB to 64 MiB that arrive in pieces are assembled in one buffer.
+Above that, the buffer allocated from a header alone would be too large a promise."""
 
 
 class PayloadStream:
     """Subclasses parse whole frames and headers in `_parse(data, sink)`; when a data frame's
     payload is incomplete they call `_start_payload` and return."""
 
-    __slots__ = ("_fin", "_key", "_length", "_offset", "_opcode", "_pending", "_remaining", "_rsv")
+    __slots__ = ("_builder", "_fin", "_key", "_length", "_offset", "_opcode", "_pending", "_remaining", "_rsv")
 
     def __init__(self) -> None:
         self._pending = b""  # the start of a frame whose header (or control payload) is incomplete
@@ -25,10 +38,24 @@ class PayloadStream:
         self._length = 0
         self._key: bytes | None = None
         self._offset = 0  # masked bytes of it so far (where the mask key stands)
+        self._builder: Builder | None = None  # where a large binary payload is assembled
 
     def receive(self, data: bytes, sink: FrameSink) -> None:
         if self._remaining:
             used = min(self._remaining, len(data))
+            builder = self._builder
+            if builder is not None:
+                builder.add(memoryview(data)[:used] if used < len(data) else data, self._key, self._offset)
+                self._offset += used
+                self._remaining -= used
+                if not self._remaining:
+                    self._builder = None
+                    if sink.frame(self._opcode, self._fin, self._rsv, self._length, builder.take(), False, True):
+                        return
+                if used == len(data):
+                    return
+                self._parse(data, used, sink)
+                return
             if self._key is not None:
                 # Unmasked straight from the read: one copy of the piece, not a slice and a copy.
                 piece = apply_mask(memoryview(data)[:used] if used < len(data) else data, self._key, self._offset)
@@ -64,12 +91,17 @@ class PayloadStream:
     ) -> None:
         """Hand on the first `payload` bytes of a data frame of `length` whose mask (if any)
         stands at `offset` at their start; keep its state for the bytes to come."""
-        piece = apply_mask(payload, key, offset) if key is not None else bytes(payload)
         self._opcode = opcode
         self._fin = fin
         self._rsv = rsv
         self._length = length
         self._key = key
-        self._offset = offset + len(piece)
-        self._remaining = length - len(piece)
+        self._offset = offset + len(payload)
+        self._remaining = length - len(payload)
+        if opcode == OP_BINARY and _BUILD_FROM <= length <= _BUILD_UP_TO:
+            sink.frame(opcode, fin, rsv, length, b"", True, False)  # checks the size limit
+            builder = self._builder = PayloadBuilder(length)
+            builder.add(payload, key, offset)
+            return
+        piece = apply_mask(payload, key, offset) if key is not None else bytes(payload)
         sink.frame(opcode, fin, rsv, length, piece, True, False)
