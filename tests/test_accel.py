@@ -80,6 +80,13 @@ def test_large_masks_agree(size: int) -> None:
     assert _speedups.mask(view, KEY, 1) == _pure.mask(view, KEY, 1)
 
 
+@pytest.mark.parametrize("size", [8191, 8192, 8193, 16384 + 5, 65536 + 2])
+def test_mask_around_the_chunk_size_matches_the_byte_loop(impl: ModuleType, size: int) -> None:
+    data = os.urandom(size + 1)
+    for offset in (0, 1, 3):
+        assert impl.mask(memoryview(data)[1:], KEY, offset) == byte_loop(data[1:], KEY, offset)
+
+
 def test_mask_does_not_touch_its_input(impl: ModuleType) -> None:
     data = bytearray(b"\x00" * 100)
     impl.mask(data, KEY)
