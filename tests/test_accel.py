@@ -391,3 +391,18 @@ def test_a_large_frame_in_pieces_is_one_message_on_both_paths() -> None:
         assert sink.pieces[0][3] == b""
         assert sink.pieces[1][3] == payload
         assert sink.pieces[2][3] == b"next"
+
+
+@given(st.binary(max_size=200), st.lists(st.integers(0, 200), max_size=5))
+def test_a_text_payload_is_checked_as_it_lands(data: bytes, cuts: list[int]) -> None:
+    bounds = sorted({0, len(data), *(min(cut, len(data)) for cut in cuts)})
+    masked = _pure.mask(data, KEY)
+    expected = [state >= 0 for state in feed(_pure, [data[a:b] for a, b in itertools.pairwise(bounds)])]
+    for module in (_pure, _speedups):
+        if module is None:
+            continue
+        builder = module.PayloadBuilder(len(data), True)
+        results = [builder.add(masked[a:b], KEY, a) for a, b in itertools.pairwise(bounds)]
+        assert results[: len(expected)] == expected
+        assert all(not ok for ok in results[len(expected) :])
+        assert builder.take() == data

@@ -424,3 +424,44 @@ def test_frames_that_the_wire_changes_are_built_whole(version: str) -> None:
         buffers = peer.buffers_to_send()
         separate = peer.role is Role.SERVER and version in ("13", "8", "7")
         assert len(buffers) == (2 if separate else 1)
+
+
+# -- large frames arriving in pieces -------------------------------------------------------
+
+
+def _in_pieces(peer: Connection, wire: bytes, size: int = 40000) -> list[list[object]]:
+    return [peer.receive_data(wire[start : start + size]) for start in range(0, len(wire), size)]
+
+
+@pytest.mark.parametrize("version", ["13", "6"])
+@pytest.mark.parametrize("text", ["a" * 200_000, "κόσμε €" * 20_000 + "\U0001f600"])
+def test_a_large_text_frame_in_pieces(version: str, text: str) -> None:
+    peer = server(version)
+    wire = raw_frame(0x81, text.encode()) if version == "13" else _hybi06_frame(4, text.encode())
+    events = [event for batch in _in_pieces(peer, wire, 4099) for event in batch]
+    assert events == [text]
+
+
+@pytest.mark.parametrize("version", ["13", "6"])
+def test_invalid_utf8_in_a_large_frame_fails_before_the_frame_ends(version: str) -> None:
+    payload = bytearray(b"a" * 200_000)
+    payload[70_000:70_003] = b"\xed\xa0\x80"  # a surrogate
+    peer = server(version)
+    wire = raw_frame(0x81, bytes(payload)) if version == "13" else _hybi06_frame(4, bytes(payload))
+    batches = _in_pieces(peer, wire)
+    failed = [index for index, batch in enumerate(batches) if any(isinstance(e, ConnectionFailed) for e in batch)]
+    assert failed == [1]  # the piece holding byte 70,000, long before the last of 5
+    assert next(e for e in batches[1] if isinstance(e, ConnectionFailed)).code == 1007
+
+
+def test_a_large_binary_frame_over_the_limit_fails_from_its_header() -> None:
+    peer = server(max_message_size=100_000)
+    events = peer.receive_data(raw_frame(0x82, bytes(200_000))[:20])
+    assert [type(event) for event in events] == [ConnectionFailed]
+    assert events[0].code == 1009  # type: ignore[union-attr]
+
+
+def _hybi06_frame(opcode: int, payload: bytes) -> bytes:
+    from hybi.sansio.framing.interim import build_interim_frame
+
+    return build_interim_frame(opcode, payload, more_bit=False, key=KEY)

@@ -305,14 +305,17 @@ typedef struct {
     PyObject *bytes; /* NULL once taken */
     Py_ssize_t size;
     Py_ssize_t pos;
+    int text;   /* check the pieces as UTF-8 as they come */
+    long utf8;  /* utf8_run's state after the pieces so far */
 } Builder;
 
 static int
 builder_init(Builder *self, PyObject *args, PyObject *kwds)
 {
     Py_ssize_t size;
-    static char *kwlist[] = {"size", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "n", kwlist, &size)) {
+    int text = 0;
+    static char *kwlist[] = {"size", "text", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "n|p", kwlist, &size, &text)) {
         return -1;
     }
     if (size < 0) {
@@ -326,6 +329,8 @@ builder_init(Builder *self, PyObject *args, PyObject *kwds)
     }
     self->size = size;
     self->pos = 0;
+    self->text = text;
+    self->utf8 = 0;
     return 0;
 }
 
@@ -379,7 +384,10 @@ builder_add(Builder *self, PyObject *const *args, Py_ssize_t nargs)
     }
     self->pos += data.len;
     PyBuffer_Release(&data);
-    Py_RETURN_NONE;
+    if (self->text && self->utf8 >= 0) {
+        self->utf8 = utf8_run(out, data.len, self->utf8);
+    }
+    return PyBool_FromLong(self->utf8 >= 0);
 }
 
 static PyObject *
@@ -407,7 +415,8 @@ builder_missing(Builder *self, void *closure)
 
 static PyMethodDef builder_methods[] = {
     {"add", (PyCFunction)(void (*)(void))builder_add, METH_FASTCALL,
-     "add(data, key=None, offset=0): append data, unmasked with key turned by offset."},
+     "add(data, key=None, offset=0) -> bool: append data, unmasked with key turned by offset;\n"
+     "False once a text payload shows invalid UTF-8."},
     {"take", (PyCFunction)builder_take, METH_NOARGS, "take() -> bytes: the whole payload, once."},
     {NULL, NULL, 0, NULL},
 };
@@ -422,7 +431,7 @@ static PyTypeObject BuilderType = {
     .tp_name = "hybi._speedups.PayloadBuilder",
     .tp_basicsize = sizeof(Builder),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "PayloadBuilder(size): a payload assembled in place from its pieces.",
+    .tp_doc = "PayloadBuilder(size, text=False): a payload assembled in place from its pieces.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)builder_init,
     .tp_dealloc = (destructor)builder_dealloc,

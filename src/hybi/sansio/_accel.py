@@ -17,12 +17,12 @@ __all__ = ["COMPILED", "Builder", "PayloadBuilder", "mask", "masked_frame", "utf
 
 
 class Builder(Protocol):
-    """What both `PayloadBuilder`s are: `add` pieces (unmasking them with a key), `take` the
-    whole once it is complete."""
+    """What both `PayloadBuilder`s are: `add` pieces (unmasking them with a key; False once a
+    text payload shows invalid UTF-8), `take` the whole once it is complete."""
 
     @property
     def missing(self) -> int: ...
-    def add(self, data: bytes | bytearray | memoryview, key: bytes | None = None, offset: int = 0, /) -> None: ...
+    def add(self, data: bytes | bytearray | memoryview, key: bytes | None = None, offset: int = 0, /) -> bool: ...
     def take(self) -> bytes: ...
 
 

@@ -121,27 +121,34 @@ def utf8_check(data: bytes | bytearray | memoryview, state: int = 0, /) -> int:
 
 class PayloadBuilder:
     """A payload of `size` bytes put together from its pieces (unmasked on the way in when
-    `add` is given a key) and handed out whole, once, by `take`. The compiled twin writes
-    into one buffer of the final size; this one joins the pieces at the end."""
+    `add` is given a key) and handed out whole, once, by `take`. With `text`, `add` checks
+    the pieces as UTF-8 as they come and returns False once they are invalid. The compiled
+    twin writes into one buffer of the final size; this one joins the pieces at the end."""
 
-    __slots__ = ("_parts", "_taken", "missing")
+    __slots__ = ("_parts", "_taken", "_utf8", "missing")
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, text: bool = False) -> None:
         if size < 0:
             raise ValueError("a payload size is not negative")
         self._parts: list[bytes] = []
         self._taken = False
+        self._utf8 = 0 if text else None  # utf8_check's state, None when not checking
         self.missing = size
         """Bytes still to add."""
 
-    def add(self, data: bytes | bytearray | memoryview, key: bytes | None = None, offset: int = 0, /) -> None:
+    def add(self, data: bytes | bytearray | memoryview, key: bytes | None = None, offset: int = 0, /) -> bool:
         if self._taken:
             raise ValueError("the payload was taken already")
-        piece = mask(data, key, offset) if key is not None else bytes(data)
-        if len(piece) > self.missing:
+        if len(key) != 4 if key is not None else False:
+            raise ValueError("a mask key is 4 bytes")
+        if len(data) > self.missing:
             raise ValueError("more bytes than the payload's size")
+        piece = mask(data, key, offset) if key is not None else bytes(data)
         self.missing -= len(piece)
         self._parts.append(piece)
+        if self._utf8 is not None and self._utf8 >= 0:
+            self._utf8 = utf8_check(piece, self._utf8)
+        return self._utf8 is None or self._utf8 >= 0
 
     def take(self) -> bytes:
         if self._taken:

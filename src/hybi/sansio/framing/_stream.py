@@ -1,17 +1,20 @@
 """What the two length-prefixed framings share: a data frame whose payload is still arriving
 is handed on piece by piece, unmasked with the key turned to where the piece starts.
 
-A large binary frame is the exception: the sink is told it started (an empty first piece,
-so that the size limit is checked from its header before anything is held), then its
-payload is unmasked into one buffer of its final size as it arrives (`PayloadBuilder`, in C
-where the accelerator is built) and handed on whole as its last piece: no copy per piece
-and no join of the pieces afterwards. Text is still handed on piece by piece, so that
-invalid UTF-8 fails before the frame's end (RFC 6455 section 8.1)."""
+A large frame is the exception: the sink is told it started (an empty first piece, so that
+the size limit is checked from its header before anything is held), then its payload is
+unmasked into one buffer of its final size as it arrives (`PayloadBuilder`) and handed on
+whole as its last piece: no copy per piece and no join of the pieces afterwards. Binary
+frames always take this way; the first frame of a text message (uncompressed) takes it where
+the accelerator is compiled, which checks each piece as UTF-8 as it lands, so that invalid
+text still fails before the frame's end (RFC 6455 section 8.1); the assembler decodes the
+whole once. Elsewhere text goes on piece by piece, and the assembler checks it there."""
 
 from __future__ import annotations
 
-from hybi.sansio._accel import Builder, PayloadBuilder
-from hybi.sansio.frames import OP_BINARY, apply_mask
+from hybi.exceptions import InvalidUTF8
+from hybi.sansio._accel import COMPILED, Builder, PayloadBuilder
+from hybi.sansio.frames import OP_BINARY, OP_TEXT, apply_mask
 from hybi.sansio.framing import FrameSink
 
 __all__ = ["PayloadStream"]
@@ -45,7 +48,8 @@ class PayloadStream:
             used = min(self._remaining, len(data))
             builder = self._builder
             if builder is not None:
-                builder.add(memoryview(data)[:used] if used < len(data) else data, self._key, self._offset)
+                if not builder.add(memoryview(data)[:used] if used < len(data) else data, self._key, self._offset):
+                    raise InvalidUTF8("text message is not valid UTF-8")
                 self._offset += used
                 self._remaining -= used
                 if not self._remaining:
@@ -98,10 +102,13 @@ class PayloadStream:
         self._key = key
         self._offset = offset + len(payload)
         self._remaining = length - len(payload)
-        if opcode == OP_BINARY and _BUILD_FROM <= length <= _BUILD_UP_TO:
+        if _BUILD_FROM <= length <= _BUILD_UP_TO and (
+            opcode == OP_BINARY or (opcode == OP_TEXT and not rsv and COMPILED)
+        ):
             sink.frame(opcode, fin, rsv, length, b"", True, False)  # checks the size limit
-            builder = self._builder = PayloadBuilder(length)
-            builder.add(payload, key, offset)
+            builder = self._builder = PayloadBuilder(length, opcode == OP_TEXT)
+            if not builder.add(payload, key, offset):
+                raise InvalidUTF8("text message is not valid UTF-8")
             return
         piece = apply_mask(payload, key, offset) if key is not None else bytes(payload)
         sink.frame(opcode, fin, rsv, length, piece, True, False)
