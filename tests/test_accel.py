@@ -299,6 +299,10 @@ def test_no_references_or_memory_are_leaked() -> None:
     for _ in range(300):  # 300 MiB through each function: a leak of the result would show
         _speedups.mask(big, key, 3)
         _speedups.masked_frame(0x82, big, key)
+        builder = _speedups.PayloadBuilder(len(big), True)
+        builder.add(big, key)
+        builder.take()
+        _speedups.PayloadBuilder(len(big)).add(big[:1000])  # dropped unfinished
     assert rss() - start < 32 << 20
 
 
