@@ -170,6 +170,7 @@ class Connection:
         "_local_first",
         "_now",
         "_out",
+        "_out_large",
         "_pong_owed",
         "_sending_fragmented",
         "_sink",
@@ -207,6 +208,7 @@ class Connection:
         self.latency: float | None = None  # the round trip of the last keepalive ping, in seconds
         self._now = now
         self._out: list[bytes] = []
+        self._out_large = False  # whether _out holds a payload queued apart from its header
         self._detail = ""
         self._local_first: bool | None = None
         self._done_reading = False
@@ -501,6 +503,7 @@ class Connection:
             if len(payload) >= _SEPARATE_FROM and codec.header is not None and type(payload) is bytes:
                 # A large payload is queued as it is, after its header: see buffers_to_send.
                 self._out += (codec.header(opcode, len(payload)), payload)
+                self._out_large = True
             else:
                 self._out.append(codec.encode(opcode, payload))
             return
@@ -630,9 +633,12 @@ class Connection:
         """What `data_to_send` would return, as a list for a gathering write: neighbours
         shorter than 64 KiB joined, larger payloads as the application gave them (immutable
         bytes, never copied into a frame)."""
+        large = self._out_large
         out = self._take_out()
         if len(out) < 2:
             return out
+        if not large:
+            return [b"".join(out)]
         buffers: list[bytes] = []
         run: list[bytes] = []
         for piece in out:
@@ -657,6 +663,7 @@ class Connection:
         if not out:
             return []
         self._out = []
+        self._out_large = False
         return out
 
     def _set_transport(self, action: TransportAction) -> None:
