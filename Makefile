@@ -1,6 +1,9 @@
 # make serve  - run the echo server with its browser page (HOST, PORT, VERSIONS may be set)
 # make test   - lint, type-check and run every test, interop peers included
+# make docs   - build the documentation site into site/ (open site/index.html), failing on any warning
 # make autobahn - run Autobahn|Testsuite against hybi's server and client, print a summary of each
+# make bench  - hybi against picows, websockets, aiohttp and raw TCP; writes docs/performance-results.md
+#               (BENCH_QUICK=1: a one-minute smoke run; BENCH_ONLY=b32_c1_w1,hybi: only those)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -8,7 +11,7 @@ HOST     ?= 127.0.0.1
 PORT     ?= 8765
 VERSIONS ?= 13,8,7
 
-.PHONY: serve test lint typecheck pytest peers autobahn bench clean fuzz
+.PHONY: serve test docs lint typecheck pytest peers autobahn bench clean fuzz
 
 $(VENV)/.runtime: pyproject.toml setup.py src/hybi/_speedups.c
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +21,10 @@ $(VENV)/.runtime: pyproject.toml setup.py src/hybi/_speedups.c
 
 $(VENV)/.test: $(VENV)/.runtime pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+$(VENV)/.docs: $(VENV)/.runtime pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
 	touch $@
 
 interop/node/node_modules/.installed: interop/node/package.json interop/java/NettyPeer.java scripts/install-peers.sh scripts/install-autobahn.sh
@@ -37,8 +44,8 @@ autobahn: $(VENV)/.test
 	$(BIN)/python interop/autobahn/run.py both
 
 lint: $(VENV)/.test
-	$(BIN)/ruff check src tests interop
-	$(BIN)/ruff format --check src tests interop
+	$(BIN)/ruff check src tests interop bench examples
+	$(BIN)/ruff format --check src tests interop bench examples
 
 typecheck: $(VENV)/.test
 	$(BIN)/mypy
@@ -48,10 +55,20 @@ pytest: $(VENV)/.test peers
 	@echo "pytest again on the pure-Python path (HYBI_PURE_PYTHON=1), interop peers aside:"
 	HYBI_PURE_PYTHON=1 $(BIN)/python -m pytest -q -m 'not interop' --ignore=tests/interop
 
-test: lint typecheck pytest
+docs: $(VENV)/.docs
+	$(BIN)/mkdocs build --strict
+
+test: lint typecheck docs pytest
+
+$(VENV)/.bench: $(VENV)/.runtime pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $@
+
+bench: $(VENV)/.bench
+	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) interop/node/node_modules interop/java/build interop/autobahn/reports .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) site bench/build interop/node/node_modules interop/java/build interop/autobahn/reports .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
 # make fuzz   - coverage-guided fuzzing (atheris), FUZZ_RUNS inputs for every dialect, role and handshake;
 #               crashes land in .fuzz/ as crash-* files: copy them into tests/fuzz/corpus/ to keep them

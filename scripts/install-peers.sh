@@ -4,7 +4,8 @@
 # versions pinned in interop/node/package.json; from Debian: Chromium, Perl's
 # Protocol::WebSocket (a hixie-75/76 client), Ruby's em-websocket (a server for every
 # draft from hixie-75 to version 13), Ruby's websocket gem (a client of most of them) and
-# Netty (server and client of 00, 07, 08 and 13, with JZlib), compiled here with the JDK.
+# Netty (server and client of 00, 07, 08 and 13, with JZlib), compiled here with the JDK;
+# nginx and HAProxy, the reverse proxies of the deployment guide.
 # The Python peer (the websockets package) comes with `pip install -e '.[test]'`.
 # Autobahn|Testsuite comes from scripts/install-autobahn.sh, called at the end.
 set -euo pipefail
@@ -34,6 +35,9 @@ command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless)
 # JZlib: Netty's zlib for windows below 2**15 (permessage-deflate's *_max_window_bits). Netty
 # agrees to those on any Java from 7 on, then fails at the first message without it.
 [ -f /usr/share/java/jzlib.jar ] || missing+=(libjzlib-java)
+# Reverse proxies that the deployment guide configures (tests/interop/test_reverse_proxies.py).
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 
 echo "install-peers: node $(node --version), npm $(npm --version 2>/dev/null)"

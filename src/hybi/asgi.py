@@ -14,7 +14,7 @@ the application accepts.
 Which versions: the class attribute `versions`, else the environment variable
 `HYBI_ASGI_VERSIONS` (as `hybi serve --versions` takes them: "13,8,7", "all",
 "13,hixie-76"), else 13, 8 and 7, as everywhere in hybi: the older drafts' frames are not
-masked, so they are opt-in (README, "Every version").
+masked, so they are opt-in (docs/versions.md).
 
 Where a version lacks a feature: `websocket.send` of bytes to a hixie client raises
 `hybi.UnsupportedFeature` in the application, which may catch it; a `websocket.close` code
@@ -145,7 +145,7 @@ class UvicornWebSocketProtocol(asyncio.Protocol):
     compression: ClassVar[CompressionSetting] = "balanced"
     """The compression agreed to when uvicorn's `ws_per_message_deflate` is on (the default):
     permessage-deflate, and deflate-frame for the browsers of 2012-2014, with 2^12 windows,
-    the same memory as uvicorn's websockets protocol (README, "Compression")."""
+    the same memory as uvicorn's websockets protocol (docs/howto/compression.md)."""
     open_timeout: ClassVar[float | None] = 10.0
     """Seconds from the request head to an open connection: the application's decision and,
     for hixie-76, the wait for key3. Then the connection is dropped."""

@@ -42,6 +42,7 @@ class ClientConnection(Connection):
     def __init__(self, protocol: ClientProtocol, *, max_queue: int = 32) -> None:
         super().__init__(protocol, max_queue=max_queue)
         self.handshake_attempts: tuple[HandshakeAttempt, ...] = ()
+        """Every handshake this connection took: the version, the status, the versions listed."""
 
 
 class connect:  # noqa: N801 - used like a function, as in `async with connect(...)`

@@ -67,7 +67,9 @@ class Connection(HandshakeInfo, asyncio.Protocol):
         self._debug = logging.getLogger(self.logger_name).isEnabledFor(logging.DEBUG)
         self.transport: asyncio.Transport | None = None
         self.remote_address: Any = None
+        """The peer's address, as the socket gives it (for TCP, a (host, port) tuple)."""
         self.local_address: Any = None
+        """This end's address, as the socket gives it."""
         self.max_queue = max_queue
         # A list, not a deque: it holds at most max_queue messages, and an idle connection's
         # empty list costs 56 bytes where a deque costs over 600.
@@ -123,6 +125,7 @@ class Connection(HandshakeInfo, asyncio.Protocol):
 
     @property
     def close_reason(self) -> str | None:
+        """The reason in the peer's close frame ("" if it had none)."""
         return self._close_exc.reason if self._close_exc is not None else None
 
     # -- asyncio.Protocol ----------------------------------------------------------------

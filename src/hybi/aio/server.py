@@ -223,6 +223,7 @@ class Server:
                 await asyncio.wait(ends)
 
     async def serve_forever(self) -> None:
+        """Accept connections until the server is closed (or this task is cancelled)."""
         assert self.server is not None
         await self.server.serve_forever()
 

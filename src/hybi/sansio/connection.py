@@ -526,6 +526,8 @@ class Connection:
         self._send_data(OP_TEXT, text.encode("utf-8") if isinstance(text, str) else text, fin, compress)
 
     def send_binary(self, data: bytes | bytearray | memoryview, *, fin: bool = True, compress: bool = True) -> None:
+        """A binary message, or its first fragment with fin=False; as `send_text`. Raises
+        UnsupportedFeature where the dialect has no binary messages (hixie)."""
         if self._codec is not None and not self._codec.binary:
             assert self.dialect is not None
             raise UnsupportedFeature(f"{self.dialect.name} has no binary messages: it carries text only")
@@ -557,9 +559,11 @@ class Connection:
         self._out.append(frame)
 
     def send_ping(self, data: bytes = b"") -> None:
+        """A ping (at most 125 bytes of data); the peer's pong is reported as `Pong`."""
         self._send_control(OP_PING, data, "ping")
 
     def send_pong(self, data: bytes = b"") -> None:
+        """An unsolicited pong (pings are answered without being asked)."""
         self._send_control(OP_PONG, data, "pong")
 
     def _send_control(self, opcode: int, data: bytes, name: str) -> None:

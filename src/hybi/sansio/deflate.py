@@ -75,7 +75,7 @@ PRESETS: dict[str, Compression] = {
     "speed": Compression(level=1, mem_level=8, window_bits=15, peer_window_bits=None),
     "ratio": Compression(level=9, mem_level=9, window_bits=15, peer_window_bits=None),
 }
-"""The presets, by name; their memory per connection is measured in the README."""
+"""The presets, by name; their memory per connection is measured in docs/howto/compression.md."""
 
 CLIENT_PRESETS: dict[str, Compression] = {
     name: replace(preset, deflate_frame=False, peer_window_bits=preset.peer_window_bits if name == "memory" else None)

@@ -99,6 +99,7 @@ class Headers:
         return Headers(self._items)
 
     def add(self, name: str, value: str) -> None:
+        """Append a field; a name already present gets one more value."""
         if not name or not all(c in _TOKEN_CHARS for c in name.encode("ascii", "replace")):
             raise ValueError(f"invalid header name {name!r}")
         if "\r" in value or "\n" in value or "\0" in value:
@@ -111,6 +112,7 @@ class Headers:
         return ", ".join(values) if values else default
 
     def get_all(self, name: str) -> list[str]:
+        """Every value of the field `name`, in order (case-insensitive name)."""
         lowered = name.lower()
         return [v for k, v in self._items if k.lower() == lowered]
 
@@ -119,6 +121,7 @@ class Headers:
         return [t.strip() for v in self.get_all(name) for t in v.split(",") if t.strip()]
 
     def has_token(self, name: str, token: str) -> bool:
+        """Whether the comma-separated field `name` holds `token` (case-insensitively)."""
         token = token.lower()
         return any(t.lower() == token for t in self.tokens(name))
 

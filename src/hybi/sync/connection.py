@@ -116,7 +116,9 @@ class Connection(HandshakeInfo):
         self.max_queue = max_queue
         self._sock = sock
         self.remote_address: object = _address(sock.getpeername)
+        """The peer's address, as the socket gives it (for TCP, a (host, port) tuple)."""
         self.local_address: object = _address(sock.getsockname)
+        """This end's address, as the socket gives it."""
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._send_mutex = threading.Lock()  # one message (all its fragments) at a time
@@ -165,6 +167,7 @@ class Connection(HandshakeInfo):
 
     @property
     def close_reason(self) -> str | None:
+        """The reason in the peer's close frame ("" if it had none)."""
         return self._close_exc.reason if self._close_exc is not None else None
 
     # -- starting ------------------------------------------------------------------------

@@ -29,7 +29,7 @@ DIALECTS: dict[str, Dialect] = {
     dialect.name: dialect
     for dialect in (RFC6455(), Hybi08(), Hybi07(), Hybi06(), Hybi05(), Hybi02(), Hixie76(), Hixie75())
 }
-"""Every dialect, newest first. hybi-04 is not among them: see the README."""
+"""Every dialect, newest first. hybi-04 is not among them: see docs/versions.md."""
 
 _ALIASES: dict[str, Dialect] = {alias: d for d in DIALECTS.values() for alias in d.aliases}
 
