@@ -13,7 +13,7 @@ VERSIONS ?= 13,8,7
 
 .PHONY: serve test docs lint typecheck pytest peers autobahn bench clean fuzz
 
-$(VENV)/.runtime: pyproject.toml
+$(VENV)/.runtime: pyproject.toml setup.py src/hybi/_speedups.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e .
@@ -51,7 +51,9 @@ typecheck: $(VENV)/.test
 	$(BIN)/mypy
 
 pytest: $(VENV)/.test peers
-	HYBI_REQUIRE_INTEROP=1 $(BIN)/python -m pytest
+	HYBI_REQUIRE_INTEROP=1 HYBI_REQUIRE_ACCEL=$$(command -v cc >/dev/null && echo 1) $(BIN)/python -m pytest
+	@echo "pytest again on the pure-Python path (HYBI_PURE_PYTHON=1), interop peers aside:"
+	HYBI_PURE_PYTHON=1 $(BIN)/python -m pytest -q -m 'not interop' --ignore=tests/interop
 
 docs: $(VENV)/.docs
 	$(BIN)/mkdocs build --strict

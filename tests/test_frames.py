@@ -382,3 +382,86 @@ class TestSendingRules:
         data = peer.data_to_send()
         assert client().receive_data(data) == [str(i) for i in range(100)]
         assert peer.data_to_send() == b""
+
+
+# -- what goes to the transport ------------------------------------------------------------
+
+
+def test_a_large_payload_reaches_the_transport_uncopied() -> None:
+    peer = server()
+    payload = bytes(range(256)) * 1024
+    peer.send_binary(b"small")
+    peer.send_binary(payload)
+    peer.send_text("tail")
+    buffers = peer.buffers_to_send()
+    assert len(buffers) == 3
+    assert buffers[1] is payload  # the application's own bytes, not a copy in a frame
+    assert b"".join(buffers) == build_frame(0x2, b"small") + build_frame(0x2, payload) + build_frame(0x1, b"tail")
+    assert peer.buffers_to_send() == [] and peer.data_to_send() == b""
+
+
+def test_data_to_send_joins_what_buffers_to_send_would_give() -> None:
+    peer = server()
+    payload = bytes(70000)
+    peer.send_binary(payload)
+    peer.send_binary(payload)
+    assert peer.data_to_send() == build_frame(0x2, payload) * 2
+
+
+def test_small_frames_share_one_buffer() -> None:
+    peer = server()
+    for index in range(5):
+        peer.send_text(str(index))
+    assert peer.buffers_to_send() == [b"".join(build_frame(0x1, str(index).encode()) for index in range(5))]
+
+
+@pytest.mark.parametrize("version", ["13", "8", "7", "6", "5", "hybi-02", "hixie-76", "hixie-75"])
+def test_frames_that_the_wire_changes_are_built_whole(version: str) -> None:
+    """A client masks its payload, and the older framings have no separable header: their
+    large frames are queued whole."""
+    for peer in (client(version), server(version)) if version in ("13", "8", "7") else (server(version),):
+        peer.send_text("x" * 70000)
+        buffers = peer.buffers_to_send()
+        separate = peer.role is Role.SERVER and version in ("13", "8", "7")
+        assert len(buffers) == (2 if separate else 1)
+
+
+# -- large frames arriving in pieces -------------------------------------------------------
+
+
+def _in_pieces(peer: Connection, wire: bytes, size: int = 40000) -> list[list[object]]:
+    return [peer.receive_data(wire[start : start + size]) for start in range(0, len(wire), size)]
+
+
+@pytest.mark.parametrize("version", ["13", "6"])
+@pytest.mark.parametrize("text", ["a" * 200_000, "κόσμε €" * 20_000 + "\U0001f600"])
+def test_a_large_text_frame_in_pieces(version: str, text: str) -> None:
+    peer = server(version)
+    wire = raw_frame(0x81, text.encode()) if version == "13" else _hybi06_frame(4, text.encode())
+    events = [event for batch in _in_pieces(peer, wire, 4099) for event in batch]
+    assert events == [text]
+
+
+@pytest.mark.parametrize("version", ["13", "6"])
+def test_invalid_utf8_in_a_large_frame_fails_before_the_frame_ends(version: str) -> None:
+    payload = bytearray(b"a" * 200_000)
+    payload[70_000:70_003] = b"\xed\xa0\x80"  # a surrogate
+    peer = server(version)
+    wire = raw_frame(0x81, bytes(payload)) if version == "13" else _hybi06_frame(4, bytes(payload))
+    batches = _in_pieces(peer, wire)
+    failed = [index for index, batch in enumerate(batches) if any(isinstance(e, ConnectionFailed) for e in batch)]
+    assert failed == [1]  # the piece holding byte 70,000, long before the last of 5
+    assert next(e for e in batches[1] if isinstance(e, ConnectionFailed)).code == 1007
+
+
+def test_a_large_binary_frame_over_the_limit_fails_from_its_header() -> None:
+    peer = server(max_message_size=100_000)
+    events = peer.receive_data(raw_frame(0x82, bytes(200_000))[:20])
+    assert [type(event) for event in events] == [ConnectionFailed]
+    assert events[0].code == 1009  # type: ignore[union-attr]
+
+
+def _hybi06_frame(opcode: int, payload: bytes) -> bytes:
+    from hybi.sansio.framing.interim import build_interim_frame
+
+    return build_interim_frame(opcode, payload, more_bit=False, key=KEY)

@@ -8,7 +8,8 @@ decision (closing, keepalive, timeouts, what counts as a normal close) is the co
 
 Whatever the core queued while handling one read (pongs, close replies) leaves in one
 `transport.write`; messages the application sends are flushed once per turn of the event
-loop, so many small sends made in one turn share one write.
+loop, so many small sends made in one turn share one write, or as soon as the sender waits
+in `recv` with nothing to read (an echo answers in the turn its message is read).
 """
 
 from __future__ import annotations
@@ -290,6 +291,10 @@ class Connection(HandshakeInfo, asyncio.Protocol):
                 raise self._close_exc
             if self._recv_waiter is not None:
                 raise RuntimeError("another coroutine is already waiting in recv()")
+            if self._flush_handle is not None:
+                # Nothing left to read: what this task sent (an echo's answer) leaves now rather
+                # than on the loop's next turn.
+                self._flush()
             self._recv_waiter = self.loop.create_future()
             try:
                 await self._recv_waiter
@@ -432,9 +437,12 @@ class Connection(HandshakeInfo, asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return
-        data = self.protocol.data_to_send()
-        if data and not transport.is_closing():
-            transport.write(data)
+        buffers = self.protocol.buffers_to_send()
+        if buffers and not transport.is_closing():
+            if len(buffers) == 1:
+                transport.write(buffers[0])
+            else:
+                transport.writelines(buffers)  # large payloads go out as they are, not copied
         self._follow_transport_action()
         self._arm_timer()
 

@@ -90,6 +90,10 @@ DEFAULT_MAX_FRAGMENTS = 1 << 17
 """The default limit on the frames of one message: 131,072, twice the most a test suite sends
 (Autobahn 9.3.1: 4 MiB in 65,537 frames). Empty frames cost no memory; this bounds the CPU."""
 
+_SEPARATE_FROM = 1 << 16
+"""Payloads from this size are queued apart from their frame header where the wire leaves
+them as they are, and reach the transport without a copy (`buffers_to_send`)."""
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Options:
@@ -174,6 +178,7 @@ class Connection:
         "_local_first",
         "_now",
         "_out",
+        "_out_large",
         "_pong_owed",
         "_sending_fragmented",
         "_sink",
@@ -211,6 +216,7 @@ class Connection:
         self.latency: float | None = None  # the round trip of the last keepalive ping, in seconds
         self._now = now
         self._out: list[bytes] = []
+        self._out_large = False  # whether _out holds a payload queued apart from its header
         self._detail = ""
         self._local_first: bool | None = None
         self._done_reading = False
@@ -507,7 +513,12 @@ class Connection:
         assert codec is not None
         if fin and not self._sending_fragmented and opcode != OP_CONTINUATION and not self.extensions:
             # The common case, written out: a whole message, no extension (a call less each).
-            self._out.append(codec.encode(opcode, payload))
+            if len(payload) >= _SEPARATE_FROM and codec.header is not None and type(payload) is bytes:
+                # A large payload is queued as it is, after its header: see buffers_to_send.
+                self._out += (codec.header(opcode, len(payload)), payload)
+                self._out_large = True
+            else:
+                self._out.append(codec.encode(opcode, payload))
             return
         if not fin and not codec.fragments:
             assert self.dialect is not None
@@ -630,6 +641,36 @@ class Connection:
     def data_to_send(self) -> bytes:
         """Every byte queued since the last call, as one string; after a failure, the
         close frame comes last."""
+        out = self._take_out()
+        if not out:
+            return b""
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def buffers_to_send(self) -> list[bytes]:
+        """What `data_to_send` would return, as a list for a gathering write: neighbours
+        shorter than 64 KiB joined, larger payloads as the application gave them (immutable
+        bytes, never copied into a frame)."""
+        large = self._out_large
+        out = self._take_out()
+        if len(out) < 2:
+            return out
+        if not large:
+            return [b"".join(out)]
+        buffers: list[bytes] = []
+        run: list[bytes] = []
+        for piece in out:
+            if len(piece) < _SEPARATE_FROM:
+                run.append(piece)
+                continue
+            if run:
+                buffers.append(run[0] if len(run) == 1 else b"".join(run))
+                run = []
+            buffers.append(piece)
+        if run:
+            buffers.append(run[0] if len(run) == 1 else b"".join(run))
+        return buffers
+
+    def _take_out(self) -> list[bytes]:
         out = self._out
         if self._answer_pending:
             self._answer_pending = False
@@ -637,10 +678,10 @@ class Connection:
                 out.append(self._failure_close)
                 self._failure_close = None
         if not out:
-            return b""
-        data = out[0] if len(out) == 1 else b"".join(out)
-        out.clear()
-        return data
+            return []
+        self._out = []
+        self._out_large = False
+        return out
 
     def _set_transport(self, action: TransportAction) -> None:
         """Move the transport instruction forward (never back), with its deadline."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import struct
 
+from hybi.sansio import _accel
+
 __all__ = [
     "OP_BINARY",
     "OP_CLOSE",
@@ -23,6 +25,7 @@ __all__ = [
     "build_frame",
     "masked_frame",
     "unmasked_frame",
+    "unmasked_header",
 ]
 
 
@@ -36,20 +39,14 @@ OP_PONG = 0xA
 
 _pack_16 = struct.Struct("!BBH").pack
 _pack_64 = struct.Struct("!BBQ").pack
+_masked_frame = _accel.masked_frame
 
 
-def apply_mask(data: bytes | bytearray | memoryview, key: bytes) -> bytes:
-    """XOR `data` with the 4-byte `key` repeated (RFC 6455 section 5.3).
-
-    The XOR runs on whole integers rather than byte by byte: `int.from_bytes` turns the
-    payload into one big number, so the loop happens in C. Masking is its own inverse.
-    """
-    length = len(data)
-    if length == 0:
-        return b""
-    repeated = key * ((length >> 2) + 1)
-    value = int.from_bytes(data, "little") ^ int.from_bytes(repeated[:length], "little")
-    return value.to_bytes(length, "little")
+apply_mask = _accel.mask
+"""apply_mask(data, key, offset=0) -> bytes: `data` XORed with the 4-byte `key` repeated (RFC
+6455 section 5.3), the key turned to stand `offset` bytes into the masked data; masking is
+its own inverse. The compiled function where the accelerator is built (`hybi.sansio._accel`),
+called directly: a wrapper would cost a call per frame."""
 
 
 def build_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0, *, mask: bool = False) -> bytes:
@@ -72,15 +69,18 @@ def unmasked_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) 
     return _pack_64(first, 127, length) + payload
 
 
-def masked_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) -> bytes:
-    """A client's frame, masked with a fresh key from the system's CSPRNG (section 5.3)."""
-    length = len(payload)
+def unmasked_header(opcode: int, length: int, fin: bool = True, rsv: int = 0) -> bytes:
+    """The header of a server's frame of `length` payload bytes (section 5.2), for a payload
+    that follows it uncopied."""
     first = (0x80 if fin else 0) | rsv | opcode
     if length < 126:
-        header = bytes((first, 0x80 | length))
-    elif length < 65536:
-        header = _pack_16(first, 0xFE, length)
-    else:
-        header = _pack_64(first, 0xFF, length)
-    key = os.urandom(4)
-    return b"".join((header, key, apply_mask(payload, key)))  # one copy of the payload, not two
+        return bytes((first, length))
+    if length < 65536:
+        return _pack_16(first, 126, length)
+    return _pack_64(first, 127, length)
+
+
+def masked_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) -> bytes:
+    """A client's frame, masked with a fresh key from the system's CSPRNG (section 5.3),
+    written into one new buffer."""
+    return _masked_frame((0x80 if fin else 0) | rsv | opcode, payload, os.urandom(4))

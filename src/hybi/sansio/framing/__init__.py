@@ -8,6 +8,7 @@ whatever their own wire values, so the layers above never ask which framing runs
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar, Protocol
 
 __all__ = ["Codec", "FrameSink"]
@@ -37,6 +38,11 @@ class Codec(Protocol):
     """Whether a message can be sent in several frames."""
     rsv_bits: ClassVar[int]
     """The reserved bits an extension may claim on this wire (0 where there are none)."""
+
+    header: Callable[[int, int], bytes] | None
+    """header(opcode, length): the header of an unmasked whole frame, to be sent followed by
+    its payload as it is (no copy of a large payload into a frame); None where the payload is
+    transformed on this wire (masked) or this framing has no such header."""
 
     def receive(self, data: bytes, sink: FrameSink) -> None:
         """Parse `data`, which continues whatever came before; raise ProtocolError."""

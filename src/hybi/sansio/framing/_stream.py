@@ -1,25 +1,35 @@
 """What the two length-prefixed framings share: a data frame whose payload is still arriving
-is handed on piece by piece, unmasked with the key turned to where the piece starts."""
+is handed on piece by piece, unmasked with the key turned to where the piece starts.
+
+A large frame is the exception: the sink is told it started (an empty first piece, so that
+the size limit is checked from its header before anything is held), then its payload is
+unmasked into one buffer of its final size as it arrives (`PayloadBuilder`) and handed on
+whole as its last piece: no copy per piece and no join of the pieces afterwards. Binary
+frames always take this way; the first frame of a text message (uncompressed) takes it where
+the accelerator is compiled, which checks each piece as UTF-8 as it lands, so that invalid
+text still fails before the frame's end (RFC 6455 section 8.1); the assembler decodes the
+whole once. Elsewhere text goes on piece by piece, and the assembler checks it there."""
 
 from __future__ import annotations
 
-from hybi.sansio.frames import apply_mask
+from hybi.exceptions import InvalidUTF8
+from hybi.sansio._accel import COMPILED, Builder, PayloadBuilder
+from hybi.sansio.frames import OP_BINARY, OP_TEXT, apply_mask
 from hybi.sansio.framing import FrameSink
 
-__all__ = ["PayloadStream", "rotate"]
+__all__ = ["PayloadStream"]
 
-
-def rotate(key: bytes, offset: int) -> bytes:
-    """The 4-byte mask key as it stands `offset` bytes into the masked data."""
-    offset &= 3
-    return key[offset:] + key[:offset] if offset else key
+_BUILD_FROM = 1 << 16
+_BUILD_UP_TO = 1 << 26
+"""Binary frames of 64 KiB to 64 MiB that arrive in pieces are assembled in one buffer.
+Above that, the buffer allocated from a header alone would be too large a promise."""
 
 
 class PayloadStream:
     """Subclasses parse whole frames and headers in `_parse(data, sink)`; when a data frame's
     payload is incomplete they call `_start_payload` and return."""
 
-    __slots__ = ("_fin", "_key", "_length", "_offset", "_opcode", "_pending", "_remaining", "_rsv")
+    __slots__ = ("_builder", "_fin", "_key", "_length", "_offset", "_opcode", "_pending", "_remaining", "_rsv")
 
     def __init__(self) -> None:
         self._pending = b""  # the start of a frame whose header (or control payload) is incomplete
@@ -31,26 +41,45 @@ class PayloadStream:
         self._length = 0
         self._key: bytes | None = None
         self._offset = 0  # masked bytes of it so far (where the mask key stands)
+        self._builder: Builder | None = None  # where a large binary payload is assembled
 
     def receive(self, data: bytes, sink: FrameSink) -> None:
         if self._remaining:
             used = min(self._remaining, len(data))
-            piece = data[:used] if used < len(data) else data
+            builder = self._builder
+            if builder is not None:
+                if not builder.add(memoryview(data)[:used] if used < len(data) else data, self._key, self._offset):
+                    raise InvalidUTF8("text message is not valid UTF-8")
+                self._offset += used
+                self._remaining -= used
+                if not self._remaining:
+                    self._builder = None
+                    if sink.frame(self._opcode, self._fin, self._rsv, self._length, builder.take(), False, True):
+                        return
+                if used == len(data):
+                    return
+                self._parse(data, used, sink)
+                return
             if self._key is not None:
-                piece = apply_mask(piece, rotate(self._key, self._offset))
+                # Unmasked straight from the read: one copy of the piece, not a slice and a copy.
+                piece = apply_mask(memoryview(data)[:used] if used < len(data) else data, self._key, self._offset)
+            else:
+                piece = data[:used] if used < len(data) else data
             self._offset += used
             self._remaining -= used
             if sink.frame(self._opcode, self._fin, self._rsv, self._length, piece, False, not self._remaining):
                 return
-            data = data[used:]
-            if not data:
+            if used == len(data):
                 return
+            self._parse(data, used, sink)  # the rest is parsed where it lies, not copied first
+            return
         if self._pending:
             data = self._pending + data
             self._pending = b""
-        self._parse(data, sink)
+        self._parse(data, 0, sink)
 
-    def _parse(self, data: bytes, sink: FrameSink) -> None:
+    def _parse(self, data: bytes, pos: int, sink: FrameSink) -> None:
+        """Parse the frames in `data` from `pos` on."""
         raise NotImplementedError
 
     def _start_payload(  # noqa: PLR0917 - the frame header, field by field
@@ -59,15 +88,13 @@ class PayloadStream:
         fin: bool,
         rsv: int,
         length: int,
-        payload: bytes,
+        payload: bytes | memoryview,
         key: bytes | None,
         offset: int,
         sink: FrameSink,
     ) -> None:
         """Hand on the first `payload` bytes of a data frame of `length` whose mask (if any)
         stands at `offset` at their start; keep its state for the bytes to come."""
-        if key is not None and payload:
-            payload = apply_mask(payload, rotate(key, offset))
         self._opcode = opcode
         self._fin = fin
         self._rsv = rsv
@@ -75,4 +102,13 @@ class PayloadStream:
         self._key = key
         self._offset = offset + len(payload)
         self._remaining = length - len(payload)
-        sink.frame(opcode, fin, rsv, length, payload, True, False)
+        if _BUILD_FROM <= length <= _BUILD_UP_TO and (
+            opcode == OP_BINARY or (opcode == OP_TEXT and not rsv and COMPILED)
+        ):
+            sink.frame(opcode, fin, rsv, length, b"", True, False)  # checks the size limit
+            builder = self._builder = PayloadBuilder(length, opcode == OP_TEXT)
+            if not builder.add(payload, key, offset):
+                raise InvalidUTF8("text message is not valid UTF-8")
+            return
+        piece = apply_mask(payload, key, offset) if key is not None else bytes(payload)
+        sink.frame(opcode, fin, rsv, length, piece, True, False)

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable
 from typing import ClassVar
 
 from hybi.exceptions import ProtocolError
 from hybi.sansio.events import Role
 from hybi.sansio.frames import OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT, apply_mask
 from hybi.sansio.framing import FrameSink
-from hybi.sansio.framing._stream import PayloadStream, rotate
+from hybi.sansio.framing._stream import PayloadStream
 
 __all__ = ["InterimCodec", "build_interim_frame"]
 
@@ -55,6 +56,7 @@ class InterimCodec(PayloadStream):
     pings: ClassVar[bool] = True
     fragments: ClassVar[bool] = True
     rsv_bits: ClassVar[int] = 0  # no extension of these drafts is spoken
+    header: Callable[[int, int], bytes] | None = None
 
     __slots__ = ("_mask_in", "_mask_out", "_more_bit")
 
@@ -68,42 +70,44 @@ class InterimCodec(PayloadStream):
         key = os.urandom(4) if self._mask_out else None
         return build_interim_frame(_TO_WIRE[opcode], payload, more_bit=self._more_bit, fin=fin, key=key)
 
-    def _parse(self, data: bytes, sink: FrameSink) -> None:
+    def _parse(self, data: bytes, pos: int, sink: FrameSink) -> None:
         end = len(data)
-        pos = 0
+        mask_in = self._mask_in
+        more_bit = self._more_bit
+        from_wire = _FROM_WIRE
         while pos < end:
+            # The header's bytes are read (and, in -05/-06, unmasked) one by one where they lie:
+            # no slice or mask call per frame.
             key: bytes | None = None
             start = pos
-            if self._mask_in:
+            if mask_in:
                 if end - pos < 6:
                     break
                 key = data[pos : pos + 4]
                 start = pos + 4
-                head = apply_mask(data[start : start + 10], key)
+                first = data[start] ^ key[0]
+                second = data[start + 1] ^ key[1]
             else:
-                head = data[start : start + 10]
-            if len(head) < 2:
-                break
-            first, second = head[0], head[1]
+                if end - pos < 2:
+                    break
+                first = data[pos]
+                second = data[pos + 1]
             if first & 0x70 or second & 0x80:
                 raise ProtocolError("reserved bits set without an extension that defines them")
-            wire_opcode = first & 0x0F
-            opcode = _FROM_WIRE.get(wire_opcode)
+            opcode = from_wire.get(first & 0x0F)
             if opcode is None:
-                raise ProtocolError(f"reserved opcode {wire_opcode:#x}")
-            fin = not first & 0x80 if self._more_bit else first & 0x80 != 0
+                raise ProtocolError(f"reserved opcode {first & 0x0F:#x}")
+            fin = not first & 0x80 if more_bit else first & 0x80 != 0
             length = second & 0x7F
             header_length = 2
-            if length == 126:
-                if len(head) < 4:
+            if length >= 126:
+                header_length = 4 if length == 126 else 10
+                if end - start < header_length:
                     break
-                length = int.from_bytes(head[2:4], "big")
-                header_length = 4
-            elif length == 127:
-                if len(head) < 10:
-                    break
-                length = int.from_bytes(head[2:10], "big")
-                header_length = 10
+                extended = data[start + 2 : start + header_length]
+                if key is not None:
+                    extended = apply_mask(extended, key, 2)
+                length = int.from_bytes(extended, "big")
                 if length >> 63:
                     raise ProtocolError("64-bit payload length has its most significant bit set")
             if opcode & 0x08:
@@ -112,18 +116,21 @@ class InterimCodec(PayloadStream):
                 if length > 125:
                     raise ProtocolError(f"control frame payload of {length} bytes; the limit is 125")
             payload_start = start + header_length
-            available = end - payload_start
-            if available >= length:
-                payload = data[payload_start : payload_start + length]
-                if key is not None and length:
-                    payload = apply_mask(payload, rotate(key, header_length))
+            if end - payload_start >= length:
                 pos = payload_start + length
+                if key is None:
+                    payload = data[payload_start:pos]
+                elif length:
+                    payload = apply_mask(memoryview(data)[payload_start:pos], key, header_length)
+                else:
+                    payload = b""
                 if sink.frame(opcode, fin, 0, length, payload, True, True):
                     return
                 continue
             if opcode & 0x08:
                 break
-            self._start_payload(opcode, fin, 0, length, data[payload_start:end], key, header_length, sink)
+            piece = memoryview(data)[payload_start:] if key is not None else data[payload_start:]
+            self._start_payload(opcode, fin, 0, length, piece, key, header_length, sink)
             return
         if pos < end:
             self._pending = data[pos:]

@@ -17,11 +17,15 @@ from typing import ClassVar
 
 from hybi.exceptions import ProtocolError
 from hybi.sansio.events import Role
-from hybi.sansio.frames import OP_BINARY, OP_PONG, apply_mask, masked_frame, unmasked_frame
+from hybi.sansio.frames import OP_BINARY, OP_PONG, apply_mask, masked_frame, unmasked_frame, unmasked_header
 from hybi.sansio.framing import FrameSink
 from hybi.sansio.framing._stream import PayloadStream
 
 __all__ = ["RFC6455Codec"]
+
+_VIEW_FROM = 2048
+"""Masked payloads from this size are unmasked through a memoryview of the read rather than
+a slice of it (below it, the view costs more than the copy it saves)."""
 
 
 class RFC6455Codec(PayloadStream):
@@ -33,7 +37,7 @@ class RFC6455Codec(PayloadStream):
     fragments: ClassVar[bool] = True
     rsv_bits: ClassVar[int] = 0x70
 
-    __slots__ = ("_expect_mask", "_minimal_lengths", "encode")
+    __slots__ = ("_expect_mask", "_minimal_lengths", "encode", "header")
 
     def __init__(self, role: Role, *, minimal_lengths: bool = True) -> None:
         super().__init__()
@@ -41,12 +45,12 @@ class RFC6455Codec(PayloadStream):
         self.encode: Callable[..., bytes] = masked_frame if role is Role.CLIENT else unmasked_frame
         """encode(opcode, payload, fin=True, rsv=0): the frame builder itself, called straight
         from the send path (a method around it would cost a call per message)."""
+        self.header: Callable[[int, int], bytes] | None = unmasked_header if role is Role.SERVER else None
         self._expect_mask = 0x80 if role is Role.SERVER else 0
         self._minimal_lengths = minimal_lengths
 
-    def _parse(self, data: bytes, sink: FrameSink) -> None:
+    def _parse(self, data: bytes, pos: int, sink: FrameSink) -> None:
         end = len(data)
-        pos = 0
         expect_mask = self._expect_mask
         while end - pos >= 2:
             first = data[pos]
@@ -92,17 +96,21 @@ class RFC6455Codec(PayloadStream):
                 start += 4
             available = end - start
             if available >= length:
-                payload = data[start : start + length]
                 pos = start + length
-                if key is not None and length:
-                    payload = apply_mask(payload, key)
+                if key is None:
+                    payload = data[start:pos] if start or pos != end else data
+                elif length < _VIEW_FROM:
+                    payload = apply_mask(data[start:pos], key) if length else b""
+                else:  # unmasked straight from the read: one copy, not a slice and a copy
+                    payload = apply_mask(memoryview(data)[start:pos], key)
                 if sink.frame(opcode, fin, first & 0x70, length, payload, True, True):
                     return
                 continue
             if opcode & 0x08:
                 break  # a control frame is handed on whole: wait for the rest of it
             # A data frame that is still arriving: hand on what is here, keep its state.
-            self._start_payload(opcode, fin, first & 0x70, length, data[start:end], key, 0, sink)
+            piece = memoryview(data)[start:] if key is not None else data[start:] if start else data
+            self._start_payload(opcode, fin, first & 0x70, length, piece, key, 0, sink)
             return
         if pos < end:
             self._pending = data[pos:]

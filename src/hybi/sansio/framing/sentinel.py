@@ -12,6 +12,7 @@ large frame costs neither a rescan nor a copy of what came before.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from hybi.exceptions import MessageTooBig, ProtocolError
@@ -33,6 +34,7 @@ class SentinelCodec:
     pings: ClassVar[bool] = False
     fragments: ClassVar[bool] = False
     rsv_bits: ClassVar[int] = 0
+    header: Callable[[int, int], bytes] | None = None
 
     __slots__ = ("_close_frame", "_in_text", "_max_discarded", "_pending", "_skip")
 

@@ -1,0 +1,484 @@
+/* hybi._speedups: the compiled twin of hybi.sansio._pure (the hot loops, nothing else).
+ *
+ * Every function here has a pure-Python twin of the same name and contract in
+ * hybi.sansio._pure; hybi.sansio._accel picks one set at import. The tests run both
+ * and compare them byte for byte.
+ *
+ *   mask(data, key, offset=0) -> bytes        RFC 6455 section 5.3 XOR, key turned by offset
+ *   masked_frame(first, payload, key) -> bytes a whole client frame in one allocation
+ *   utf8_check(data, state=0) -> int           incremental UTF-8 validation (RFC 3629)
+ *   PayloadBuilder(size)                       a large payload unmasked into one buffer
+ *
+ * Plain CPython API, one file: the build needs a C compiler and nothing else.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Below this many bytes the work is cheaper than letting other threads run meanwhile. */
+#define RELEASE_GIL_FROM 65536
+
+/* XOR n bytes of src into dst with the 4-byte key k (already turned): eight bytes at a
+ * time through memcpy, which compilers turn into plain (vectorisable) loads and stores. */
+static void
+xor_mask(unsigned char *dst, const unsigned char *src, Py_ssize_t n, const unsigned char k[4])
+{
+    Py_ssize_t i = 0;
+    uint64_t word;
+    unsigned char k8[8] = {k[0], k[1], k[2], k[3], k[0], k[1], k[2], k[3]};
+    memcpy(&word, k8, 8);
+    for (; i + 32 <= n; i += 32) {
+        uint64_t a, b, c, d;
+        memcpy(&a, src + i, 8);
+        memcpy(&b, src + i + 8, 8);
+        memcpy(&c, src + i + 16, 8);
+        memcpy(&d, src + i + 24, 8);
+        a ^= word;
+        b ^= word;
+        c ^= word;
+        d ^= word;
+        memcpy(dst + i, &a, 8);
+        memcpy(dst + i + 8, &b, 8);
+        memcpy(dst + i + 16, &c, 8);
+        memcpy(dst + i + 24, &d, 8);
+    }
+    for (; i + 8 <= n; i += 8) {
+        uint64_t a;
+        memcpy(&a, src + i, 8);
+        a ^= word;
+        memcpy(dst + i, &a, 8);
+    }
+    for (; i < n; i++) {
+        dst[i] = src[i] ^ k[i & 3];
+    }
+}
+
+/* The key as a C array, turned so that k[0] applies to the first byte. */
+static int
+get_key(PyObject *key, Py_ssize_t offset, unsigned char k[4])
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(key, &view, PyBUF_SIMPLE) < 0) {
+        return -1;
+    }
+    if (view.len != 4) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "a mask key is 4 bytes");
+        return -1;
+    }
+    const unsigned char *raw = (const unsigned char *)view.buf;
+    for (int j = 0; j < 4; j++) {
+        k[j] = raw[(j + offset) & 3];
+    }
+    PyBuffer_Release(&view);
+    return 0;
+}
+
+static PyObject *
+speedups_mask(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t offset = 0;
+    unsigned char k[4];
+    Py_buffer data;
+    PyObject *result;
+
+    if (nargs < 2 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "mask(data, key, offset=0)");
+        return NULL;
+    }
+    if (nargs == 3) {
+        offset = PyLong_AsSsize_t(args[2]);
+        if (offset == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    if (get_key(args[1], offset, k) < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[0], &data, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    result = PyBytes_FromStringAndSize(NULL, data.len);
+    if (result != NULL) {
+        unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
+        if (data.len >= RELEASE_GIL_FROM) {
+            Py_BEGIN_ALLOW_THREADS
+            xor_mask(out, (const unsigned char *)data.buf, data.len, k);
+            Py_END_ALLOW_THREADS
+        }
+        else {
+            xor_mask(out, (const unsigned char *)data.buf, data.len, k);
+        }
+    }
+    PyBuffer_Release(&data);
+    return result;
+}
+
+/* A client's frame (RFC 6455 section 5.2): header, key, masked payload, written once into
+ * the bytes object that is returned. `first` is FIN, RSV and opcode. */
+static PyObject *
+speedups_masked_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    unsigned char k[4];
+    Py_buffer payload;
+    PyObject *result;
+    long first;
+    Py_ssize_t header;
+
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "masked_frame(first, payload, key)");
+        return NULL;
+    }
+    first = PyLong_AsLong(args[0]);
+    if (first == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (first < 0 || first > 0xFF) {
+        PyErr_SetString(PyExc_ValueError, "the first byte of a frame is 0 to 255");
+        return NULL;
+    }
+    if (get_key(args[2], 0, k) < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[1], &payload, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    uint64_t length = (uint64_t)payload.len;
+    header = length < 126 ? 2 : length < 65536 ? 4 : 10;
+    if (payload.len > PY_SSIZE_T_MAX - 14) {
+        PyBuffer_Release(&payload);
+        return PyErr_NoMemory();
+    }
+    result = PyBytes_FromStringAndSize(NULL, header + 4 + payload.len);
+    if (result != NULL) {
+        unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
+        out[0] = (unsigned char)first;
+        if (header == 2) {
+            out[1] = (unsigned char)(0x80 | length);
+        }
+        else if (header == 4) {
+            out[1] = 0xFE;
+            out[2] = (unsigned char)(length >> 8);
+            out[3] = (unsigned char)length;
+        }
+        else {
+            out[1] = 0xFF;
+            for (int j = 0; j < 8; j++) {
+                out[2 + j] = (unsigned char)(length >> (56 - 8 * j));
+            }
+        }
+        memcpy(out + header, k, 4);
+        if (payload.len >= RELEASE_GIL_FROM) {
+            Py_BEGIN_ALLOW_THREADS
+            xor_mask(out + header + 4, (const unsigned char *)payload.buf, payload.len, k);
+            Py_END_ALLOW_THREADS
+        }
+        else {
+            xor_mask(out + header + 4, (const unsigned char *)payload.buf, payload.len, k);
+        }
+    }
+    PyBuffer_Release(&payload);
+    return result;
+}
+
+/* UTF-8 validation (RFC 3629 section 4), resumable between pieces of a message.
+ *
+ * The state between calls is 0 at a character boundary, otherwise
+ * remaining | low << 8 | high << 16: how many continuation bytes are still due, and the
+ * range the next one must fall in (narrower than 0x80-0xBF right after E0, ED, F0 and F4,
+ * which is what refuses overlong forms, surrogates and code points above U+10FFFF at the
+ * first byte that shows them). -1 means invalid. */
+#define ASCII_MASK 0x8080808080808080ULL
+
+static long
+utf8_run(const unsigned char *s, Py_ssize_t n, long state)
+{
+    Py_ssize_t i = 0;
+    unsigned int remaining = (unsigned int)(state & 0xFF);
+    unsigned int low = (unsigned int)((state >> 8) & 0xFF);
+    unsigned int high = (unsigned int)((state >> 16) & 0xFF);
+
+    while (i < n) {
+        unsigned int b;
+        if (remaining) {
+            b = s[i++];
+            if (b < low || b > high) {
+                return -1;
+            }
+            remaining--;
+            low = 0x80;
+            high = 0xBF;
+            continue;
+        }
+        while (i + 16 <= n) {
+            uint64_t a, c;
+            memcpy(&a, s + i, 8);
+            memcpy(&c, s + i + 8, 8);
+            if ((a | c) & ASCII_MASK) {
+                break;
+            }
+            i += 16;
+        }
+        if (i >= n) {
+            break;
+        }
+        b = s[i++];
+        if (b < 0x80) {
+            continue;
+        }
+        if (b < 0xC2) {
+            return -1; /* a continuation byte, or C0/C1 (overlong) */
+        }
+        low = 0x80;
+        high = 0xBF;
+        if (b < 0xE0) {
+            remaining = 1;
+        }
+        else if (b < 0xF0) {
+            remaining = 2;
+            if (b == 0xE0) {
+                low = 0xA0; /* overlong below U+0800 */
+            }
+            else if (b == 0xED) {
+                high = 0x9F; /* UTF-16 surrogates */
+            }
+        }
+        else if (b < 0xF5) {
+            remaining = 3;
+            if (b == 0xF0) {
+                low = 0x90; /* overlong below U+10000 */
+            }
+            else if (b == 0xF4) {
+                high = 0x8F; /* above U+10FFFF */
+            }
+        }
+        else {
+            return -1;
+        }
+    }
+    if (!remaining) {
+        return 0;
+    }
+    return (long)(remaining | (low << 8) | (high << 16));
+}
+
+static PyObject *
+speedups_utf8_check(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    long state = 0;
+    Py_buffer data;
+
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "utf8_check(data, state=0)");
+        return NULL;
+    }
+    if (nargs == 2) {
+        state = PyLong_AsLong(args[1]);
+        if (state == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (state < 0 || (state & 0xFF) > 3 || (state & ~0xFFFFFFL)) {
+            PyErr_SetString(PyExc_ValueError, "not a state utf8_check returned");
+            return NULL;
+        }
+    }
+    if (PyObject_GetBuffer(args[0], &data, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (data.len >= RELEASE_GIL_FROM) {
+        Py_BEGIN_ALLOW_THREADS
+        state = utf8_run((const unsigned char *)data.buf, data.len, state);
+        Py_END_ALLOW_THREADS
+    }
+    else {
+        state = utf8_run((const unsigned char *)data.buf, data.len, state);
+    }
+    PyBuffer_Release(&data);
+    return PyLong_FromLong(state);
+}
+
+/* PayloadBuilder(size): one bytes object of `size`, filled piece by piece (unmasked on the
+ * way in) and handed out whole by take(). It is never seen by Python before it is full. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *bytes; /* NULL once taken */
+    Py_ssize_t size;
+    Py_ssize_t pos;
+    int text;   /* check the pieces as UTF-8 as they come */
+    long utf8;  /* utf8_run's state after the pieces so far */
+} Builder;
+
+static int
+builder_init(Builder *self, PyObject *args, PyObject *kwds)
+{
+    Py_ssize_t size;
+    int text = 0;
+    static char *kwlist[] = {"size", "text", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "n|p", kwlist, &size, &text)) {
+        return -1;
+    }
+    if (size < 0) {
+        PyErr_SetString(PyExc_ValueError, "a payload size is not negative");
+        return -1;
+    }
+    Py_CLEAR(self->bytes);
+    self->bytes = PyBytes_FromStringAndSize(NULL, size);
+    if (self->bytes == NULL) {
+        return -1;
+    }
+    self->size = size;
+    self->pos = 0;
+    self->text = text;
+    self->utf8 = 0;
+    return 0;
+}
+
+static void
+builder_dealloc(Builder *self)
+{
+    Py_CLEAR(self->bytes);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+builder_add(Builder *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t offset = 0;
+    unsigned char k[4];
+    int masked;
+    Py_buffer data;
+
+    if (nargs < 1 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "add(data, key=None, offset=0)");
+        return NULL;
+    }
+    if (self->bytes == NULL) {
+        PyErr_SetString(PyExc_ValueError, "the payload was taken already");
+        return NULL;
+    }
+    if (nargs == 3) {
+        offset = PyLong_AsSsize_t(args[2]);
+        if (offset == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    masked = nargs >= 2 && args[1] != Py_None;
+    if (masked && get_key(args[1], offset, k) < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[0], &data, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (data.len > self->size - self->pos) {
+        PyBuffer_Release(&data);
+        PyErr_SetString(PyExc_ValueError, "more bytes than the payload's size");
+        return NULL;
+    }
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(self->bytes) + self->pos;
+    if (masked) {
+        xor_mask(out, (const unsigned char *)data.buf, data.len, k);
+    }
+    else {
+        memcpy(out, data.buf, (size_t)data.len);
+    }
+    self->pos += data.len;
+    PyBuffer_Release(&data);
+    if (self->text && self->utf8 >= 0) {
+        self->utf8 = utf8_run(out, data.len, self->utf8);
+    }
+    return PyBool_FromLong(self->utf8 >= 0);
+}
+
+static PyObject *
+builder_take(Builder *self, PyObject *unused)
+{
+    PyObject *result;
+    if (self->bytes == NULL) {
+        PyErr_SetString(PyExc_ValueError, "the payload was taken already");
+        return NULL;
+    }
+    if (self->pos != self->size) {
+        PyErr_SetString(PyExc_ValueError, "the payload is not complete");
+        return NULL;
+    }
+    result = self->bytes;
+    self->bytes = NULL;
+    return result;
+}
+
+static PyObject *
+builder_missing(Builder *self, void *closure)
+{
+    return PyLong_FromSsize_t(self->bytes == NULL ? 0 : self->size - self->pos);
+}
+
+static PyMethodDef builder_methods[] = {
+    {"add", (PyCFunction)(void (*)(void))builder_add, METH_FASTCALL,
+     "add(data, key=None, offset=0) -> bool: append data, unmasked with key turned by offset;\n"
+     "False once a text payload shows invalid UTF-8."},
+    {"take", (PyCFunction)builder_take, METH_NOARGS, "take() -> bytes: the whole payload, once."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef builder_getset[] = {
+    {"missing", (getter)builder_missing, NULL, "bytes still to add", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject BuilderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "hybi._speedups.PayloadBuilder",
+    .tp_basicsize = sizeof(Builder),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "PayloadBuilder(size, text=False): a payload assembled in place from its pieces.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)builder_init,
+    .tp_dealloc = (destructor)builder_dealloc,
+    .tp_methods = builder_methods,
+    .tp_getset = builder_getset,
+};
+
+static int
+speedups_exec(PyObject *module)
+{
+    if (PyType_Ready(&BuilderType) < 0) {
+        return -1;
+    }
+    Py_INCREF(&BuilderType);
+    if (PyModule_AddObject(module, "PayloadBuilder", (PyObject *)&BuilderType) < 0) {
+        Py_DECREF(&BuilderType);
+        return -1;
+    }
+    return 0;
+}
+
+static PyMethodDef speedups_methods[] = {
+    {"mask", (PyCFunction)(void (*)(void))speedups_mask, METH_FASTCALL,
+     "mask(data, key, offset=0) -> bytes: data XORed with the 4-byte key, turned by offset."},
+    {"masked_frame", (PyCFunction)(void (*)(void))speedups_masked_frame, METH_FASTCALL,
+     "masked_frame(first, payload, key) -> bytes: a client frame, masked with key."},
+    {"utf8_check", (PyCFunction)(void (*)(void))speedups_utf8_check, METH_FASTCALL,
+     "utf8_check(data, state=0) -> int: the state after data (0 at a boundary), -1 if invalid."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyModuleDef_Slot speedups_slots[] = {
+    {Py_mod_exec, speedups_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "hybi._speedups",
+    .m_doc = "Compiled twins of hybi.sansio._pure: masking, client frames, UTF-8 checks.",
+    .m_size = 0,
+    .m_methods = speedups_methods,
+    .m_slots = speedups_slots,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    return PyModuleDef_Init(&speedups_module);
+}

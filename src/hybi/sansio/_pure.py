@@ -1,0 +1,160 @@
+"""The pure-Python twins of the compiled accelerator (`hybi._speedups`, from `_speedups.c`).
+
+Each function here has the same name, arguments and results as its compiled twin;
+`hybi.sansio._accel` picks one set at import, and the tests hold both to the same answers.
+"""
+
+from __future__ import annotations
+
+import codecs
+
+__all__ = ["PayloadBuilder", "mask", "masked_frame", "utf8_check"]
+
+
+_CHUNK = 8192
+"""Large data is masked this many bytes at a time: CPython's big-integer conversions slow
+down per byte on numbers of a megabyte, and stay in the cache on numbers of a few kilobytes."""
+
+
+def mask(data: bytes | bytearray | memoryview, key: bytes, offset: int = 0, /) -> bytes:
+    """`data` XORed with the 4-byte `key` repeated, the key turned to stand `offset` bytes
+    into the masked data (RFC 6455 section 5.3; masking is its own inverse).
+
+    The XOR runs on whole integers: `int.from_bytes` makes the payload one big number, so
+    the loop happens inside CPython rather than byte by byte here.
+    """
+    if len(key) != 4:
+        raise ValueError("a mask key is 4 bytes")
+    length = len(data)
+    if not length:
+        return b""
+    offset &= 3
+    if offset:
+        key = key[offset:] + key[:offset]
+    from_bytes = int.from_bytes
+    if length <= _CHUNK:
+        return (from_bytes(data, "little") ^ from_bytes((key * ((length >> 2) + 1))[:length], "little")).to_bytes(
+            length, "little"
+        )
+    view = memoryview(data).cast("B")
+    repeated = from_bytes(key * (_CHUNK >> 2), "little")  # a chunk's length is a multiple of 4
+    pieces = [
+        (from_bytes(view[start : start + _CHUNK], "little") ^ repeated).to_bytes(_CHUNK, "little")
+        for start in range(0, length - _CHUNK + 1, _CHUNK)
+    ]
+    rest = length % _CHUNK
+    if rest:
+        pieces.append(mask(view[length - rest :], key))
+    return b"".join(pieces)
+
+
+def masked_frame(first: int, payload: bytes | bytearray | memoryview, key: bytes, /) -> bytes:
+    """A client's frame (RFC 6455 section 5.2): the byte `first` (FIN, RSV, opcode), the
+    shortest length with the MASK bit, `key`, and the payload masked with it."""
+    if not 0 <= first <= 0xFF:
+        raise ValueError("the first byte of a frame is 0 to 255")
+    length = len(payload)
+    if length < 126:
+        header = bytes((first, 0x80 | length))
+    elif length < 65536:
+        header = bytes((first, 0xFE)) + length.to_bytes(2, "big")
+    else:
+        header = bytes((first, 0xFF)) + length.to_bytes(8, "big")
+    return b"".join((header, key, mask(payload, key)))
+
+
+_decode = codecs.utf_8_decode
+
+
+def _step(state: int, byte: int) -> int:
+    """One byte through the validator's state machine (see `utf8_check`)."""
+    remaining = state & 0xFF
+    if remaining:
+        if not (state >> 8) & 0xFF <= byte <= (state >> 16) & 0xFF:
+            return -1
+        return 0 if remaining == 1 else (remaining - 1) | 0x80 << 8 | 0xBF << 16
+    if byte < 0x80:
+        return 0
+    if byte < 0xC2 or byte > 0xF4:
+        return -1
+    if byte < 0xE0:
+        return 1 | 0x80 << 8 | 0xBF << 16
+    if byte < 0xF0:
+        return 2 | (0xA0 if byte == 0xE0 else 0x80) << 8 | (0x9F if byte == 0xED else 0xBF) << 16
+    return 3 | (0x90 if byte == 0xF0 else 0x80) << 8 | (0x8F if byte == 0xF4 else 0xBF) << 16
+
+
+def utf8_check(data: bytes | bytearray | memoryview, state: int = 0, /) -> int:
+    """Validate `data` as UTF-8 (RFC 3629 section 4) continuing from `state`; return the
+    state after it: 0 at a character boundary, -1 once anything is invalid, else the
+    unfinished character (continuation bytes due, and the range the next must fall in), so
+    that an overlong form, a surrogate or a code point above U+10FFFF fails at the first
+    byte that shows it, even when the character is split between pieces.
+
+    The bulk goes through Python's own decoder; only the bytes around the pieces' edges
+    run through the state machine here.
+    """
+    if state < 0 or state & 0xFF > 3 or state >> 24:
+        raise ValueError("not a state utf8_check returned")
+    view = memoryview(data).cast("B") if not isinstance(data, bytes) else data
+    length = len(view)
+    pos = 0
+    while state and pos < length:
+        state = _step(state, view[pos])
+        pos += 1
+        if state < 0:
+            return -1
+    if pos >= length:
+        return state
+    try:
+        _, used = _decode(view[pos:] if pos else view, "strict", False)
+    except UnicodeDecodeError:
+        return -1
+    pos += used
+    while pos < length:  # an unfinished character at the end, which the decoder held back
+        state = _step(state, view[pos])
+        pos += 1
+        if state < 0:
+            return -1
+    return state
+
+
+class PayloadBuilder:
+    """A payload of `size` bytes put together from its pieces (unmasked on the way in when
+    `add` is given a key) and handed out whole, once, by `take`. With `text`, `add` checks
+    the pieces as UTF-8 as they come and returns False once they are invalid. The compiled
+    twin writes into one buffer of the final size; this one joins the pieces at the end."""
+
+    __slots__ = ("_parts", "_taken", "_utf8", "missing")
+
+    def __init__(self, size: int, text: bool = False) -> None:
+        if size < 0:
+            raise ValueError("a payload size is not negative")
+        self._parts: list[bytes] = []
+        self._taken = False
+        self._utf8 = 0 if text else None  # utf8_check's state, None when not checking
+        self.missing = size
+        """Bytes still to add."""
+
+    def add(self, data: bytes | bytearray | memoryview, key: bytes | None = None, offset: int = 0, /) -> bool:
+        if self._taken:
+            raise ValueError("the payload was taken already")
+        if len(key) != 4 if key is not None else False:
+            raise ValueError("a mask key is 4 bytes")
+        if len(data) > self.missing:
+            raise ValueError("more bytes than the payload's size")
+        piece = mask(data, key, offset) if key is not None else bytes(data)
+        self.missing -= len(piece)
+        self._parts.append(piece)
+        if self._utf8 is not None and self._utf8 >= 0:
+            self._utf8 = utf8_check(piece, self._utf8)
+        return self._utf8 is None or self._utf8 >= 0
+
+    def take(self) -> bytes:
+        if self._taken:
+            raise ValueError("the payload was taken already")
+        if self.missing:
+            raise ValueError("the payload is not complete")
+        self._taken = True
+        parts, self._parts = self._parts, []
+        return parts[0] if len(parts) == 1 else b"".join(parts)

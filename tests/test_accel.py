@@ -1,0 +1,412 @@
+"""The compiled accelerator and its pure-Python twin: the same answers, byte for byte.
+
+Every test takes `impl`, once for `hybi.sansio._pure` and once for `hybi._speedups` (the
+compiled one is skipped where it was not built, and required where HYBI_REQUIRE_ACCEL is
+set, as `make test` does).
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import itertools
+import os
+import random
+import subprocess
+import sys
+from types import ModuleType
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hybi.sansio import _accel, _pure
+
+try:
+    from hybi import _speedups
+except ImportError:  # not built here
+    _speedups = None  # type: ignore[assignment]
+
+if os.environ.get("HYBI_REQUIRE_ACCEL") and _speedups is None:
+    raise RuntimeError("HYBI_REQUIRE_ACCEL is set but hybi._speedups was not built")
+
+IMPLS = [pytest.param(_pure, id="pure"), pytest.param(_speedups, id="compiled")]
+KEY = b"\x37\xfa\x21\x3d"
+
+
+@pytest.fixture(params=IMPLS)
+def impl(request: pytest.FixtureRequest) -> ModuleType:
+    if request.param is None:
+        pytest.skip("hybi._speedups was not built")
+    module: ModuleType = request.param
+    return module
+
+
+def byte_loop(data: bytes, key: bytes, offset: int = 0) -> bytes:
+    """RFC 6455 section 5.3, literally: octet i XOR key[(i + offset) mod 4]."""
+    return bytes(b ^ key[(i + offset) % 4] for i, b in enumerate(data))
+
+
+# -- masking -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+def test_mask_matches_the_byte_loop_for_every_short_length(impl: ModuleType, kind: type) -> None:
+    source = bytes(random.Random(6455).randrange(256) for _ in range(310))
+    for length in range(301):
+        for offset in range(8):
+            for start in (0, 1, 3):  # payloads that start at odd places in a read
+                data = source[start : start + length]
+                view = kind(data) if kind is not memoryview else memoryview(source)[start : start + length]
+                assert impl.mask(view, KEY, offset) == byte_loop(data, KEY, offset), (length, offset, start)
+
+
+def test_mask_defaults_to_offset_zero_and_is_its_own_inverse(impl: ModuleType) -> None:
+    data = os.urandom(1000)
+    assert impl.mask(data, KEY) == impl.mask(data, KEY, 0) == impl.mask(data, KEY, 4)
+    assert impl.mask(impl.mask(data, KEY, 3), KEY, 3) == data
+    assert impl.mask(b"", KEY) == b""
+    assert impl.mask(memoryview(b"Hello"), KEY) == bytes.fromhex("7f9f4d5158")  # RFC 6455 section 5.7
+
+
+@pytest.mark.parametrize("size", [1 << 20, (1 << 20) + 3, 3 * (1 << 20) + 7])
+def test_large_masks_agree(size: int) -> None:
+    if _speedups is None:
+        pytest.skip("hybi._speedups was not built")
+    data = os.urandom(size)
+    for offset in (0, 1, 2, 3):
+        assert _speedups.mask(data, KEY, offset) == _pure.mask(data, KEY, offset)
+    view = memoryview(data)[5:]
+    assert _speedups.mask(view, KEY, 1) == _pure.mask(view, KEY, 1)
+
+
+@pytest.mark.parametrize("size", [8191, 8192, 8193, 16384 + 5, 65536 + 2])
+def test_mask_around_the_chunk_size_matches_the_byte_loop(impl: ModuleType, size: int) -> None:
+    data = os.urandom(size + 1)
+    for offset in (0, 1, 3):
+        assert impl.mask(memoryview(data)[1:], KEY, offset) == byte_loop(data[1:], KEY, offset)
+
+
+def test_mask_does_not_touch_its_input(impl: ModuleType) -> None:
+    data = bytearray(b"\x00" * 100)
+    impl.mask(data, KEY)
+    assert data == bytearray(100)
+
+
+@pytest.mark.parametrize("key", [b"", b"abc", b"abcde"])
+def test_mask_refuses_a_key_that_is_not_4_bytes(impl: ModuleType, key: bytes) -> None:
+    with pytest.raises(ValueError, match="4 bytes"):
+        impl.mask(b"data", key)
+
+
+def test_mask_refuses_what_is_not_bytes(impl: ModuleType) -> None:
+    with pytest.raises(TypeError):
+        impl.mask("text", KEY)
+    with pytest.raises(TypeError):
+        impl.mask(b"data", KEY, "1")
+
+
+def test_a_negative_or_huge_offset_counts_modulo_4(impl: ModuleType) -> None:
+    data = bytes(range(50))
+    assert impl.mask(data, KEY, -1) == byte_loop(data, KEY, 3)
+    assert impl.mask(data, KEY, (1 << 40) + 2) == byte_loop(data, KEY, 2)
+
+
+# -- client frames -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, (1 << 20) + 1])
+def test_masked_frame_layout(impl: ModuleType, size: int) -> None:
+    payload = os.urandom(size)
+    frame = impl.masked_frame(0x82, payload, KEY)
+    if size < 126:
+        header = bytes((0x82, 0x80 | size))
+    elif size < 65536:
+        header = bytes((0x82, 0xFE)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x82, 0xFF)) + size.to_bytes(8, "big")
+    assert frame[: len(header)] == header
+    assert frame[len(header) : len(header) + 4] == KEY
+    assert _pure.mask(frame[len(header) + 4 :], KEY) == payload
+
+
+@given(first=st.integers(0, 255), payload=st.binary(max_size=300), key=st.binary(min_size=4, max_size=4))
+def test_masked_frames_agree(first: int, payload: bytes, key: bytes) -> None:
+    expected = _pure.masked_frame(first, payload, key)
+    if _speedups is not None:
+        assert _speedups.masked_frame(first, payload, key) == expected
+        assert _speedups.masked_frame(first, bytearray(payload), key) == expected
+
+
+@pytest.mark.parametrize("first", [-1, 256])
+def test_masked_frame_refuses_a_first_byte_out_of_range(impl: ModuleType, first: int) -> None:
+    with pytest.raises(ValueError):
+        impl.masked_frame(first, b"", KEY)
+
+
+# -- UTF-8 ---------------------------------------------------------------------------------
+
+
+def is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def feed(impl: ModuleType, pieces: list[bytes]) -> list[int]:
+    """The state after each piece, stopping at the first -1."""
+    states = []
+    state = 0
+    for piece in pieces:
+        state = impl.utf8_check(piece, state)
+        states.append(state)
+        if state < 0:
+            break
+    return states
+
+
+@pytest.mark.parametrize(
+    ("data", "bad_at"),
+    [
+        (b"\xc0\x80", 0),  # overlong NUL
+        (b"\xc1\xbf", 0),  # overlong
+        (b"\xe0\x80\x80", 1),  # overlong 3-byte form
+        (b"\xe0\x9f\xbf", 1),
+        (b"\xf0\x80\x80\x80", 1),  # overlong 4-byte form
+        (b"\xf0\x8f\xbf\xbf", 1),
+        (b"\xed\xa0\x80", 1),  # surrogate U+D800
+        (b"\xed\xbf\xbf", 1),  # surrogate U+DFFF
+        (b"\xf4\x90\x80\x80", 1),  # above U+10FFFF
+        (b"\xf5\x80\x80\x80", 0),
+        (b"\xff", 0),
+        (b"\x80", 0),  # a lone continuation byte
+        (b"a\xc3(", 2),
+        (b"\xe2\x82(", 2),
+        (b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80edited", 12),  # Autobahn 6.4.x style
+    ],
+)
+def test_invalid_utf8_fails_at_the_first_byte_that_shows_it(impl: ModuleType, data: bytes, bad_at: int) -> None:
+    assert impl.utf8_check(data) == -1
+    assert impl.utf8_check(data[:bad_at]) != -1  # everything before it could still be valid
+    assert feed(impl, [data[i : i + 1] for i in range(len(data))])[-1] == -1
+    assert len(feed(impl, [data[i : i + 1] for i in range(len(data))])) == bad_at + 1
+
+
+@pytest.mark.parametrize(
+    "text", ["", "plain ASCII " * 20, "κόσμε", "€uro", "\U0001f600 grin", "\ud7ff\ue000\U0010ffff", "é" * 300]
+)
+def test_valid_utf8_split_anywhere(impl: ModuleType, text: str) -> None:
+    data = text.encode()
+    assert impl.utf8_check(data) == 0
+    for cut in range(len(data) + 1):
+        states = feed(impl, [data[:cut], data[cut:]])
+        assert states[-1] == 0, cut
+        assert states[0] >= 0
+        assert (states[0] == 0) == is_utf8(data[:cut])
+    assert feed(impl, [data[i : i + 1] for i in range(len(data))] or [b""])[-1] == 0
+
+
+def test_utf8_check_refuses_a_state_it_did_not_make(impl: ModuleType) -> None:
+    for state in (-1, 4, 1 << 24):
+        with pytest.raises(ValueError):
+            impl.utf8_check(b"", state)
+
+
+@given(st.binary(max_size=64), st.lists(st.integers(0, 64), max_size=4))
+def test_utf8_check_agrees_with_python_s_decoder(data: bytes, cuts: list[int]) -> None:
+    bounds = sorted({0, len(data), *(min(cut, len(data)) for cut in cuts)})
+    pieces = [data[a:b] for a, b in itertools.pairwise(bounds)] or [b""]
+    pure = feed(_pure, pieces)
+    assert (pure[-1] == 0) == is_utf8(data)
+    if _speedups is not None:
+        assert feed(_speedups, pieces) == pure
+        assert _speedups.utf8_check(data) == _pure.utf8_check(data)
+
+
+@given(st.text(max_size=40), st.binary(max_size=6), st.integers(0, 50))
+def test_utf8_check_agrees_around_a_bad_tail(text: str, tail: bytes, cut: int) -> None:
+    """Mostly valid text with arbitrary bytes after it: where the two disagree, it is here."""
+    data = text.encode() + tail
+    cut = min(cut, len(data))
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        decoder.decode(data, final=True)
+        valid = True
+    except UnicodeDecodeError:
+        valid = False
+    for module in (_pure, _speedups):
+        if module is None:
+            continue
+        states = feed(module, [data[:cut], data[cut:]])
+        assert (states[-1] == 0) == valid
+
+
+# -- the switch ----------------------------------------------------------------------------
+
+
+def test_the_switch_is_read_at_import() -> None:
+    code = "from hybi.sansio import _accel; print(_accel.COMPILED, _accel.mask.__module__)"
+
+    def run(switch: str) -> list[str]:
+        env = {**os.environ, "HYBI_PURE_PYTHON": switch}
+        done = subprocess.run(
+            [sys.executable, "-c", code], check=False, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    assert run("1") == ["False", "hybi.sansio._pure"]
+    assert run("0")[0] == str(_speedups is not None)
+
+
+def test_this_process_runs_the_path_it_was_asked_for() -> None:
+    expected = _speedups is not None and not _accel.FORCED_PURE
+    assert _accel.COMPILED is expected
+    assert _accel.mask is (_speedups.mask if _accel.COMPILED else _pure.mask)  # type: ignore[union-attr]
+
+
+# -- robustness ----------------------------------------------------------------------------
+
+
+def test_no_references_or_memory_are_leaked() -> None:
+    if _speedups is None:
+        pytest.skip("hybi._speedups was not built")
+    data = bytearray(os.urandom(1 << 16))
+    key = bytes(KEY)
+    before = (sys.getrefcount(data), sys.getrefcount(key))
+    for _ in range(2000):
+        _speedups.mask(data, key, 1)
+        _speedups.masked_frame(0x82, data, key)
+        _speedups.utf8_check(data, 0)
+        with pytest.raises(ValueError):
+            _speedups.mask(data, b"abc")
+    assert (sys.getrefcount(data), sys.getrefcount(key)) == before
+    data[0] = 1  # no buffer is left exported (a bytearray with one refuses to change size)
+    data.append(0)
+
+    def rss() -> int:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    if not os.path.exists("/proc/self/statm"):
+        return
+    big = os.urandom(1 << 20)
+    for _ in range(20):
+        _speedups.mask(big, key)
+    start = rss()
+    for _ in range(300):  # 300 MiB through each function: a leak of the result would show
+        _speedups.mask(big, key, 3)
+        _speedups.masked_frame(0x82, big, key)
+        builder = _speedups.PayloadBuilder(len(big), True)
+        builder.add(big, key)
+        builder.take()
+        _speedups.PayloadBuilder(len(big)).add(big[:1000])  # dropped unfinished
+    assert rss() - start < 32 << 20
+
+
+@given(st.binary(max_size=200), st.binary(max_size=8), st.integers(-(1 << 70), 1 << 70))
+@settings(max_examples=300)
+def test_hostile_arguments_raise_and_never_crash(data: bytes, key: bytes, number: int) -> None:
+    for module in (_pure, _speedups):
+        if module is None:
+            continue
+        for call in (
+            lambda m=module: m.mask(data, key, number),
+            lambda m=module: m.masked_frame(number, data, key),
+            lambda m=module: m.utf8_check(data, number),
+        ):
+            with contextlib.suppress(ValueError, OverflowError):
+                call()
+
+
+# -- payloads assembled in one buffer -----------------------------------------------------
+
+
+@given(st.binary(max_size=3000), st.lists(st.integers(0, 3000), max_size=6), st.integers(0, 7), st.booleans())
+def test_a_payload_built_from_pieces_is_the_whole_unmasked(
+    data: bytes, cuts: list[int], offset: int, masked: bool
+) -> None:
+    bounds = sorted({0, len(data), *(min(cut, len(data)) for cut in cuts)})
+    key = KEY if masked else None
+    for module in (_pure, _speedups):
+        if module is None:
+            continue
+        builder = module.PayloadBuilder(len(data))
+        for start, stop in itertools.pairwise(bounds):
+            builder.add(memoryview(data)[start:stop], key, offset + start)
+            assert builder.missing == len(data) - stop
+        expected = byte_loop(data, KEY, offset) if masked else data
+        assert builder.take() == expected
+
+
+def test_a_payload_builder_refuses_misuse(impl: ModuleType) -> None:
+    builder = impl.PayloadBuilder(4)
+    builder.add(b"ab")
+    with pytest.raises(ValueError, match="not complete"):
+        builder.take()
+    with pytest.raises(ValueError, match="more bytes"):
+        builder.add(b"cde")
+    builder.add(bytearray(b"cd"))
+    assert builder.take() == b"abcd"
+    with pytest.raises(ValueError, match="taken"):
+        builder.take()
+    with pytest.raises(ValueError, match="taken"):
+        builder.add(b"")
+    with pytest.raises(ValueError):
+        impl.PayloadBuilder(-1)
+    with pytest.raises(ValueError, match="4 bytes"):
+        impl.PayloadBuilder(1).add(b"x", b"abc")
+
+
+def test_a_large_frame_in_pieces_is_one_message_on_both_paths() -> None:
+    """Through the codec: a 1 MiB masked binary frame split at odd places, then a small one."""
+    from hybi.sansio.events import Role
+    from hybi.sansio.framing.interim import InterimCodec, build_interim_frame
+    from hybi.sansio.framing.rfc6455 import RFC6455Codec
+
+    class Sink:
+        def __init__(self) -> None:
+            self.pieces: list[tuple[int, bool, bool, bytes]] = []
+
+        def frame(self, opcode: int, fin: bool, rsv: int, length: int, payload: bytes, first: bool, last: bool) -> bool:
+            self.pieces.append((opcode, first, last, bytes(payload)))
+            return False
+
+    payload = os.urandom((1 << 20) + 5)
+    for codec, wire in (
+        (RFC6455Codec(Role.SERVER), _pure.masked_frame(0x82, payload, KEY) + _pure.masked_frame(0x82, b"next", KEY)),
+        (
+            InterimCodec(Role.SERVER, more_bit=False, prefix_mask=True),
+            build_interim_frame(5, payload, more_bit=False, key=KEY)
+            + build_interim_frame(5, b"next", more_bit=False, key=KEY),
+        ),
+    ):
+        sink = Sink()
+        cuts = [0, 7, 9, 65536 + 3, 300001, 1 << 20, len(wire)]
+        for start, stop in itertools.pairwise(cuts):
+            codec.receive(wire[start:stop], sink)
+        assert [(opcode, first, last) for opcode, first, last, _ in sink.pieces] == [
+            (2, True, False),
+            (2, False, True),
+            (2, True, True),
+        ]
+        assert sink.pieces[0][3] == b""
+        assert sink.pieces[1][3] == payload
+        assert sink.pieces[2][3] == b"next"
+
+
+@given(st.binary(max_size=200), st.lists(st.integers(0, 200), max_size=5))
+def test_a_text_payload_is_checked_as_it_lands(data: bytes, cuts: list[int]) -> None:
+    bounds = sorted({0, len(data), *(min(cut, len(data)) for cut in cuts)})
+    masked = _pure.mask(data, KEY)
+    expected = [state >= 0 for state in feed(_pure, [data[a:b] for a, b in itertools.pairwise(bounds)])]
+    for module in (_pure, _speedups):
+        if module is None:
+            continue
+        builder = module.PayloadBuilder(len(data), True)
+        results = [builder.add(masked[a:b], KEY, a) for a, b in itertools.pairwise(bounds)]
+        assert results[: len(expected)] == expected
+        assert all(not ok for ok in results[len(expected) :])
+        assert builder.take() == data
