@@ -9,9 +9,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import IO, NamedTuple
 
 import pytest
 
@@ -21,18 +23,65 @@ from conftest import run
 HYBI = [sys.executable, "-m", "hybi"]
 
 
+class Lines:
+    """The lines a process writes to one of its pipes, read by a thread as they come, so that
+    a test waits for a line rather than for some time (and the pipe never fills up)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.lines: list[str] = []
+        self.condition = threading.Condition()
+        self.ended = False
+        self.thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            with self.condition:
+                self.lines.append(line.rstrip("\n"))
+                self.condition.notify_all()
+        with self.condition:
+            self.ended = True
+            self.condition.notify_all()
+
+    def expect(self, text: str, timeout: float = 30.0) -> str:
+        """The first line containing `text`, once it has come (a hang guard, not a delay)."""
+        with self.condition:
+            found = self.condition.wait_for(
+                lambda: any(text in line for line in self.lines) or self.ended, timeout=timeout
+            )
+            match = next((line for line in self.lines if text in line), None)
+        assert found and match is not None, f"no line with {text!r} among {self.lines}"
+        return match
+
+    def text(self) -> str:
+        with self.condition:
+            return "\n".join(self.lines)
+
+
+class Served(NamedTuple):
+    url: str
+    process: subprocess.Popen[str]
+    log: Lines
+    """Standard error of `hybi serve`: its notes and its log, one line per connection."""
+
+
 @contextmanager
-def hybi_serve(*args: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+def hybi_serve(*args: str, cwd: str | None = None) -> Iterator[Served]:
     """Start `hybi serve` on a free port; yield its ws:// URL; stop it with SIGINT."""
     process = subprocess.Popen(
-        [*HYBI, "serve", "--port", "0", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*HYBI, "serve", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
     )
     try:
-        assert process.stdout is not None
+        assert process.stdout is not None and process.stderr is not None
+        log = Lines(process.stderr)
         first = process.stdout.readline()
-        match = re.search(r"ws://127\.0\.0\.1:\d+/", first)
-        assert match, f"unexpected first line {first!r}; stderr: {process.stderr.read() if process.stderr else ''}"
-        yield match.group(0), process
+        match = re.search(r"wss?://127\.0\.0\.1:\d+/", first)
+        assert match, f"unexpected first line {first!r}; stderr: {log.text()}"
+        yield Served(match.group(0), process, log)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
@@ -43,12 +92,12 @@ def hybi_serve(*args: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
                 process.wait()
 
 
-def hybi_run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*HYBI, *args], input=stdin, capture_output=True, text=True, timeout=30, check=False)
+def hybi_run(*args: str, stdin: str = "", cwd: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*HYBI, *args], input=stdin, capture_output=True, text=True, timeout=30, check=False, cwd=cwd)
 
 
 def test_serve_connect_echo() -> None:
-    with hybi_serve() as (url, _):
+    with hybi_serve() as (url, *_):
         result = hybi_run("connect", url, stdin="hello\nwörld\n\nlast line\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["hello", "wörld", "", "last line"]
@@ -57,7 +106,7 @@ def test_serve_connect_echo() -> None:
 
 
 def test_connect_reports_the_retry() -> None:
-    with hybi_serve("--versions", "13") as (url, _):
+    with hybi_serve("--versions", "13") as (url, *_):
         result = hybi_run("connect", url, "--versions", "8,13", stdin="x\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "x\n"
@@ -65,7 +114,7 @@ def test_connect_reports_the_retry() -> None:
 
 
 def test_connect_without_a_common_version_fails_clearly() -> None:
-    with hybi_serve("--versions", "13,8") as (url, _):
+    with hybi_serve("--versions", "13,8") as (url, *_):
         result = hybi_run("connect", url, "--versions", "7", stdin="x\n")
     assert result.returncode == 1
     assert result.stdout == ""
@@ -97,17 +146,17 @@ def test_bad_versions_argument() -> None:
 
 
 def test_probe_reports_accepted_and_listed_versions() -> None:
-    with hybi_serve("--versions", "8,7") as (url, _):
+    with hybi_serve("--versions", "8,7") as (url, *_):
         result = hybi_run("probe", url, "--json")
         text = hybi_run("probe", url)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["accepted"] == ["8", "7"]
-    assert report["listed"] == [8, 7]
+    assert report["listed"] == ["8", "7"]  # version names, as "accepted" has them and --versions takes them
     assert report["versions"]["13"] == {
         "result": "refused",
         "status": 426,
-        "listed": [8, 7],
+        "listed": ["8", "7"],
         "reason": "Upgrade Required",
     }
     assert report["versions"]["8"]["result"] == "accepted"
@@ -127,7 +176,7 @@ def test_probe_of_nothing_exits_non_zero() -> None:
 
 
 def test_browser_page() -> None:
-    with hybi_serve() as (url, _):
+    with hybi_serve() as (url, *_):
         http_url = url.replace("ws://", "http://")
         with urllib.request.urlopen(http_url, timeout=10) as response:
             assert response.status == 200
@@ -147,11 +196,10 @@ def test_ctrl_c_closes_connections_with_1001() -> None:
                 await ws.recv()
             return caught.value.code
 
-    with hybi_serve() as (url, process):
+    with hybi_serve() as (url, process, log):
         assert run(client(url, process)) == 1001
         assert process.wait(timeout=15) == 0
-        assert process.stderr is not None
-        assert "closing 1 connection(s) with 1001" in process.stderr.read()
+        log.expect("closing 1 connection(s) with 1001")
 
 
 def test_version_option() -> None:
@@ -170,7 +218,7 @@ def test_serve_on_a_busy_port_says_so_without_a_traceback() -> None:
 
 
 def test_connect_with_stdin_from_dev_null() -> None:
-    with hybi_serve() as (url, _):
+    with hybi_serve() as (url, *_):
         result = subprocess.run(
             [*HYBI, "connect", url], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30, check=False
         )

@@ -58,7 +58,7 @@ def run_browser(http_url: str, screenshot: str = "") -> dict[str, Any]:
 )
 def test_browser_page_echoes(tmp_path: os.PathLike[str], args: tuple[str, ...], extensions: str) -> None:
     screenshot = os.path.join(tmp_path, "page.png")
-    with hybi_serve(*args) as (url, _):
+    with hybi_serve(*args) as (url, *_):
         report = run_browser(url.replace("ws://", "http://"), screenshot)
     assert report["event"] == "done", report
     assert report["extensions"] == extensions
