@@ -160,7 +160,7 @@ class ServeSite:
         record.connection = None
         self.live.pop(id(connection), None)
         self.history.append(record)
-        logger.info("%s", self.log_line(record.ended))
+        logger.info("[%s] %s", record.ended["id"], self.log_line(record.ended))
 
     # -- what is shown -------------------------------------------------------------------
 

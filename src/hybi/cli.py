@@ -368,10 +368,19 @@ class _Output:
         else:
             self.note(f"pong after {rtt * 1000:.2f} ms")
 
-    def closed(self, code: int | None, reason: str, clean: bool) -> None:
+    def closed(self, ending: ConnectionClosed, clean: bool) -> None:
+        """The peer's close code and reason (1005: it gave none; 1006: no close frame came),
+        and what this side sent if that was not a plain 1000."""
+        sent = ending.sent_code if ending.sent_code not in (None, 1000, ending.code) else None
         if self.json:
-            self.event(event="close", code=code, reason=reason, clean=clean)
-        self.note(f"closed with code {code}{f' {reason}' if reason else ''}", "info" if clean else "error")
+            fields: dict[str, Any] = {"code": ending.code, "reason": ending.reason, "clean": clean}
+            if sent is not None:
+                fields.update(sent_code=sent, detail=ending.detail)
+            self.event(event="close", **fields)
+        text = f"closed with code {ending.code}{f' {ending.reason}' if ending.reason else ''}"
+        if sent is not None:
+            text += f" (this side closed with {sent}{f': {ending.detail}' if ending.detail else ''})"
+        self.note(text, "info" if clean else "error")
 
 
 # -- hybi connect: where lines come from ---------------------------------------------------
@@ -572,9 +581,14 @@ async def _connect(args: argparse.Namespace) -> int:
         output.prompt = ""
         if terminal is not None:
             terminal()
-    code, reason = connection.close_code, connection.close_reason or ""
-    clean = code in (1000, 1001, 1005)
-    output.closed(code, reason, clean)
+    try:
+        await connection.recv()  # every message was shown: this raises how the connection ended
+    except ConnectionClosed as closed:
+        ending = closed
+    else:
+        ending = ConnectionClosed(connection.close_code or 1006, connection.close_reason or "")
+    clean = ending.code in (1000, 1001, 1005)
+    output.closed(ending, clean)
     return EXIT_OK if clean else EXIT_FAILURE
 
 
