@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import termios
 import textwrap
 import threading
 import urllib.request
@@ -652,3 +654,92 @@ def test_probe_reports_extensions_and_asks_only_the_versions_given() -> None:
         "         8: accepted (101 Switching Protocols); extensions: permessage-deflate; "
         "server_max_window_bits=12; client_max_window_bits=12" in text.stdout
     )
+
+
+# -- interactive mode, in a real terminal ------------------------------------------------------
+
+
+class Terminal:
+    """`hybi connect` in a pseudo-terminal of its own, as a person at a terminal runs it."""
+
+    def __init__(self, *args: str) -> None:
+        self.master, slave = os.openpty()
+        self.slave = slave
+        env = {key: value for key, value in os.environ.items() if key != "NO_COLOR"}
+        self.process = subprocess.Popen(
+            [*HYBI, "connect", *args],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env={**env, "TERM": "xterm"},
+            start_new_session=True,
+        )
+        self.output = b""
+        self.condition = threading.Condition()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.master, 4096)
+            except OSError:  # the terminal's last user went away
+                chunk = b""
+            with self.condition:
+                self.output += chunk
+                self.condition.notify_all()
+            if not chunk:
+                return
+
+    def expect(self, text: str, count: int = 1, timeout: float = 30.0) -> None:
+        """Wait until the screen has shown `text` `count` times (a hang guard, not a delay)."""
+        wanted = text.encode()
+        with self.condition:
+            shown = self.condition.wait_for(lambda: self.output.count(wanted) >= count, timeout=timeout)
+            assert shown, f"{text!r} not shown {count} times; the terminal showed {self.output!r}"
+
+    def type(self, keys: str) -> None:
+        os.write(self.master, keys.encode())
+
+    def close(self) -> int:
+        try:
+            return self.process.wait(timeout=30)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            os.close(self.slave)
+            os.close(self.master)
+
+
+def test_interactive_mode_in_a_terminal() -> None:
+    with hybi_serve() as (url, *_):
+        terminal = Terminal(url)
+        try:
+            terminal.expect("connected with version 13")
+            terminal.expect("> ")
+            terminal.type("hello there\r")
+            terminal.expect("\x1b[32m< hello there\x1b[0m")  # received: marked and coloured on a terminal
+            terminal.expect("> ", count=2)
+            terminal.type("\x1b[A\r")  # up arrow: readline's history brings the line back
+            terminal.expect("< hello there", count=2)
+            terminal.expect("> ", count=3)
+            terminal.type("\x04")  # Ctrl-D: end of input, a normal close
+            terminal.expect("closed with code 1000")
+            attributes = termios.tcgetattr(terminal.slave)
+        finally:
+            status = terminal.close()
+    assert status == 0
+    assert attributes[3] & termios.ECHO and attributes[3] & termios.ICANON  # the terminal was left as found
+    assert b"> hello there" in terminal.output  # what was typed stays on screen after the prompt
+
+
+def test_interactive_mode_notices_a_server_that_closes_first(tmp_path: Path) -> None:
+    write_app(tmp_path, APP)
+    with hybi_serve("cli_app:closer", cwd=str(tmp_path)) as (url, *_):
+        terminal = Terminal(url)
+        try:
+            terminal.expect("closed with code 1001 bye now")  # with nothing typed at all
+        finally:
+            status = terminal.close()
+    assert status == 0

@@ -14,7 +14,7 @@ const { chromium } = require("playwright-core");
 
 const [, , url, screenshot, planText] = process.argv;
 const plan = JSON.parse(planText);
-const VIEWPORT = { width: 1100, height: 1400 };
+const VIEWPORT = { width: 1200, height: 1600 };
 
 async function waitForText(page, selector, text) {
   await page.waitForFunction(
