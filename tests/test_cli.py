@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import inspect
 import json
 import os
@@ -659,6 +660,13 @@ def test_probe_reports_extensions_and_asks_only_the_versions_given() -> None:
 # -- interactive mode, in a real terminal ------------------------------------------------------
 
 
+def _take_the_terminal() -> None:
+    """In the child: a session of its own whose controlling terminal is the pty on its
+    standard input, so that Ctrl-C typed there is a SIGINT to it, as in a shell."""
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
 class Terminal:
     """`hybi connect` in a pseudo-terminal of its own, as a person at a terminal runs it."""
 
@@ -672,7 +680,7 @@ class Terminal:
             stdout=slave,
             stderr=slave,
             env={**env, "TERM": "xterm"},
-            start_new_session=True,
+            preexec_fn=_take_the_terminal,  # noqa: PLW1509 - the child's own session, before it runs hybi
         )
         self.output = b""
         self.condition = threading.Condition()
@@ -743,3 +751,18 @@ def test_interactive_mode_notices_a_server_that_closes_first(tmp_path: Path) -> 
         finally:
             status = terminal.close()
     assert status == 0
+
+
+def test_interactive_ctrl_c_closes_normally() -> None:
+    with hybi_serve() as (url, _, log):
+        terminal = Terminal(url)
+        try:
+            terminal.expect("> ")
+            terminal.type("half a li")
+            terminal.type("\x03")  # Ctrl-C: a SIGINT from the terminal
+            terminal.expect("closed with code 1000")
+        finally:
+            status = terminal.close()
+        log.expect("closed with 1000")
+    assert status == 0
+    assert b"Traceback" not in terminal.output

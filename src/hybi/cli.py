@@ -124,8 +124,8 @@ def _load_handler(spec: str) -> Handler:
         sys.path.insert(0, os.getcwd())
     try:
         target: Any = importlib.import_module(module_name)
-    except ImportError as error:
-        raise UsageError(f"cannot import {module_name!r}: {error}") from None
+    except Exception as error:  # ImportError, or whatever the module raised while loading
+        raise UsageError(f"cannot import {module_name!r}: {type(error).__name__}: {error}") from None
     for part in attribute.split("."):
         try:
             target = getattr(target, part)
@@ -250,8 +250,8 @@ def _add_serve_command(commands: Any) -> None:
     command.add_argument(
         "--versions", type=_versions, default=DEFAULT_VERSIONS, help=VERSIONS_HELP + " (default 13,8,7)"
     )
-    command.add_argument("--max-size", type=_size, default=DEFAULT_MAX_SIZE, help=MAX_SIZE_HELP)
-    command.add_argument("--compression", type=_compression, default=True, help=COMPRESSION_HELP)
+    command.add_argument("--max-size", type=_size, default=DEFAULT_MAX_SIZE, metavar="BYTES", help=MAX_SIZE_HELP)
+    command.add_argument("--compression", type=_compression, default=True, metavar="MODE", help=COMPRESSION_HELP)
     command.add_argument(
         "-s", "--subprotocol", action="append", help="a subprotocol spoken, most preferred first (repeatable)"
     )
@@ -640,18 +640,26 @@ def _add_connect_command(commands: Any) -> None:
     command.add_argument(
         "--json", action="store_true", help="print one JSON object per line per event: open, message, pong, close"
     )
-    command.add_argument("--max-size", type=_size, default=DEFAULT_MAX_SIZE, help=MAX_SIZE_HELP)
-    command.add_argument("--compression", type=_compression, default=True, help=COMPRESSION_HELP)
+    command.add_argument("--max-size", type=_size, default=DEFAULT_MAX_SIZE, metavar="BYTES", help=MAX_SIZE_HELP)
+    command.add_argument("--compression", type=_compression, default=True, metavar="MODE", help=COMPRESSION_HELP)
     command.add_argument("--insecure", action="store_true", help="wss://: do not check the server's certificate")
     command.add_argument("--cafile", help="wss://: trust the certificates in this PEM file")
     command.add_argument("--cert", help="wss://: present this client certificate (PEM)")
     command.add_argument("--key", help="wss://: the client certificate's private key, if not in --cert's file")
     command.add_argument("--proxy", metavar="URL", help="connect through this HTTP or SOCKS proxy")
     command.add_argument(
-        "--linger", type=float, default=0.5, help="seconds to wait for replies after input ends (default 0.5)"
+        "--linger",
+        type=float,
+        default=0.5,
+        metavar="SECONDS",
+        help="seconds to wait for replies after input ends (default 0.5)",
     )
     command.add_argument(
-        "--open-timeout", type=float, default=10.0, help="seconds the opening handshake may take (default 10)"
+        "--open-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds the opening handshake may take (default 10)",
     )
     command.set_defaults(run=_connect)
 
@@ -690,7 +698,9 @@ def _add_probe_command(commands: Any) -> None:
     )
     command.add_argument("url", help="ws:// or wss:// URL")
     command.add_argument("--versions", type=_versions, default=ALL_VERSIONS, help=VERSIONS_HELP + " (default all)")
-    command.add_argument("--timeout", type=float, default=5.0, help="seconds per attempt (default 5)")
+    command.add_argument(
+        "--timeout", type=float, default=5.0, metavar="SECONDS", help="seconds per attempt (default 5)"
+    )
     command.add_argument("--insecure", action="store_true", help="wss://: do not check the server's certificate")
     command.add_argument("--json", action="store_true", help="print the report as JSON")
     command.set_defaults(run=_probe)
