@@ -340,7 +340,9 @@ def test_connect_notices_at_once_a_server_that_closes_first_with_stdin_open(tmp_
 
 def test_connect_headers_origin_and_subprotocols(tmp_path: Path) -> None:
     write_app(tmp_path, APP)
-    with hybi_serve("cli_app:hello", "-s", "chat", "--origin", "http://ok.example", cwd=str(tmp_path)) as (url, _, log):
+    with hybi_serve(
+        "cli_app:hello", "-s", "chat", "--origin", "http://ok.example", "--origin", "none", cwd=str(tmp_path)
+    ) as (url, _, log):
         result = hybi_run(
             "connect",
             url + "room?x=1",
@@ -356,7 +358,10 @@ def test_connect_headers_origin_and_subprotocols(tmp_path: Path) -> None:
             stdin="",
         )
         refused = hybi_run("connect", url, "--origin", "http://evil.example", stdin="")
-        log.expect("403 to 127.0.0.1:")
+        forbidden = log.expect("403 to 127.0.0.1:")
+        draft = hybi_run("connect", url, "--json", "--versions", "8", "--origin", "http://ok.example", stdin="")
+        without_origin = hybi_run("connect", url, stdin="")  # admitted by --origin none
+    assert forbidden.endswith(" /: origin 'http://evil.example' is not allowed"), forbidden
     assert result.returncode == 0, result.stderr
     opened, greeting, binary, closed = (json.loads(line) for line in result.stdout.splitlines())
     assert opened["event"] == "open" and opened["subprotocol"] == "chat" and opened["version"] == "13"
@@ -370,6 +375,9 @@ def test_connect_headers_origin_and_subprotocols(tmp_path: Path) -> None:
     assert "subprotocol chat" in result.stderr
     assert refused.returncode == 1
     assert "403" in refused.stderr
+    greeting = json.loads(json.loads(draft.stdout.splitlines()[1])["data"])
+    assert greeting["headers"] == {"X-Test": None, "Origin": None, "Sec-WebSocket-Origin": "http://ok.example"}
+    assert without_origin.returncode == 0, without_origin.stderr
 
 
 def test_connect_json_shows_the_negotiation() -> None:
