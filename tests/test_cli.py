@@ -99,6 +99,10 @@ def hybi_serve(*args: str, cwd: str | None = None) -> Iterator[Served]:
 
 
 def hybi_run(*args: str, stdin: str = "", cwd: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `hybi`. `connect` waits for as many replies as lines sent, bounded by --linger,
+    which is here a hang guard (60 s) rather than the 2 s a person gets."""
+    if args[:1] == ("connect",) and "--linger" not in args:
+        args = (*args, "--linger", "60")
     return subprocess.run([*HYBI, *args], input=stdin, capture_output=True, text=True, timeout=30, check=False, cwd=cwd)
 
 
@@ -289,8 +293,8 @@ APP = """
         headers = {name: ws.request_headers.get(name) for name in ("X-Test", "Origin", "Sec-WebSocket-Origin")}
         await ws.send(json.dumps({"path": ws.path, "headers": headers, "subprotocol": ws.subprotocol}))
         await ws.send(bytes([0, 1, 2, 255]))
-        async for message in ws:
-            await ws.send(message)
+        async for _ in ws:  # two messages sent, none echoed
+            pass
 
     async def closer(ws):
         await ws.close(1001, "bye now")
@@ -355,11 +359,11 @@ def test_connect_headers_origin_and_subprotocols(tmp_path: Path) -> None:
             "chat",
             "--origin",
             "http://ok.example",
-            stdin="",
+            stdin="a\nb\n",
         )
         refused = hybi_run("connect", url, "--origin", "http://evil.example", stdin="")
         forbidden = log.expect("403 to 127.0.0.1:")
-        draft = hybi_run("connect", url, "--json", "--versions", "8", "--origin", "http://ok.example", stdin="")
+        draft = hybi_run("connect", url, "--json", "--versions", "8", "--origin", "http://ok.example", stdin="a\nb\n")
         without_origin = hybi_run("connect", url, stdin="")  # admitted by --origin none
     assert forbidden.endswith(" /: origin 'http://evil.example' is not allowed"), forbidden
     assert result.returncode == 0, result.stderr
@@ -418,9 +422,12 @@ def test_connect_binary_in_and_out(encoding: str, lines: str, echoed: str) -> No
 def test_connect_without_binary_sends_text_and_shows_binary_in_hex(tmp_path: Path) -> None:
     write_app(tmp_path, APP)
     with hybi_serve("cli_app:hello", cwd=str(tmp_path)) as (url, *_):
-        result = hybi_run("connect", url, stdin="00ff\n")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[1:] == ["000102ff", "00ff"]
+        shown = hybi_run("connect", url, stdin="a\nb\n")
+    with hybi_serve() as (url, *_):
+        echoed = hybi_run("connect", url, "--json", stdin="00ff\n")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[1:] == ["000102ff"]
+    assert json.loads(echoed.stdout.splitlines()[1]) == {"event": "message", "type": "text", "data": "00ff"}
 
 
 def test_connect_ping_prints_round_trips() -> None:

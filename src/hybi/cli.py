@@ -386,10 +386,10 @@ class _Output:
 # -- hybi connect: where lines come from ---------------------------------------------------
 
 
-async def _input_lines(output: _Output) -> asyncio.Queue[str | None]:
-    """Lines of standard input, then None. A terminal (interactive mode) is read with
-    readline in a thread of its own; pipes without blocking; a file or /dev/null whole."""
-    queue: asyncio.Queue[str | None] = asyncio.Queue()
+async def _input_lines(output: _Output, queue: asyncio.Queue[str | None]) -> None:
+    """Put the lines of standard input in `queue`, then None. A terminal (interactive mode)
+    is read with readline in a thread of its own; pipes without blocking; a file or
+    /dev/null whole."""
     loop = asyncio.get_running_loop()
     if output.interactive:
         output.prompt = "> "
@@ -408,14 +408,14 @@ async def _input_lines(output: _Output) -> asyncio.Queue[str | None]:
 
         # A daemon thread: input() cannot be interrupted, and the process must not wait for it.
         threading.Thread(target=read_terminal, name="hybi-input", daemon=True).start()
-        return queue
+        return
     mode = os.fstat(sys.stdin.fileno()).st_mode
     if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or sys.stdin.isatty()):
         # A file, or a device such as /dev/null, which the event loop cannot watch: read it whole.
         for line in sys.stdin.read().splitlines():
             queue.put_nowait(line)
         queue.put_nowait(None)
-        return queue
+        return
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
 
@@ -425,7 +425,6 @@ async def _input_lines(output: _Output) -> asyncio.Queue[str | None]:
         await queue.put(None)
 
     _background.add(loop.create_task(pump()))
-    return queue
 
 
 _background: set[asyncio.Task[None]] = set()
@@ -512,15 +511,23 @@ async def _pinger(connection: ClientConnection, every: float, output: _Output) -
 async def _converse(connection: ClientConnection, args: argparse.Namespace, output: _Output) -> None:
     """Send each input line until input ends (then close with 1000) or the server closes
     (noticed at once, not when the next line comes)."""
-    lines = await _input_lines(output)
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, lines.put_nowait, None)  # Ctrl-C: close normally
+    await _input_lines(output, lines)
+
+    sent = received = 0
+    caught_up = asyncio.Event()  # as many messages have come as lines were sent
 
     async def receive() -> None:
+        nonlocal received
         try:
             async for message in connection:
                 output.message(message)
+                received += 1
+                if received >= sent:
+                    caught_up.set()
         except ConnectionClosed:
             pass  # its code is reported below, once
 
@@ -536,8 +543,13 @@ async def _converse(connection: ClientConnection, args: argparse.Namespace, outp
                 break
             line = next_line.result()
             if line is None:
-                # Input is over: give the server a moment for replies still in flight, then close.
-                await asyncio.wait({receiver}, timeout=args.linger)
+                # Input is over: wait for replies still in flight (until as many messages have
+                # come as were sent, for at most --linger seconds), then close.
+                if received < sent:
+                    caught_up.clear()
+                    waiter = asyncio.ensure_future(caught_up.wait())
+                    await asyncio.wait({receiver, waiter}, timeout=args.linger, return_when=asyncio.FIRST_COMPLETED)
+                    waiter.cancel()
                 await connection.close(1000)
                 break
             number += 1
@@ -546,6 +558,7 @@ async def _converse(connection: ClientConnection, args: argparse.Namespace, outp
             except ValueError as error:
                 output.note(f"line {number} is not {args.binary} ({error}); not sent", "error")
                 continue
+            sent += 1
             await connection.send(message)
     except ConnectionClosed:
         pass
@@ -650,9 +663,10 @@ def _add_connect_command(commands: Any) -> None:
     command.add_argument(
         "--linger",
         type=float,
-        default=0.5,
+        default=2.0,
         metavar="SECONDS",
-        help="seconds to wait for replies after input ends (default 0.5)",
+        help="once input ends, wait at most this long for replies, until as many messages have come as lines "
+        "were sent (default 2)",
     )
     command.add_argument(
         "--open-timeout",
