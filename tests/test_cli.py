@@ -113,6 +113,7 @@ def test_serve_connect_echo() -> None:
     assert result.stdout.splitlines() == ["hello", "wörld", "", "last line"]
     assert "connected with version 13" in result.stderr
     assert "closed with code 1000" in result.stderr
+    assert "\x1b" not in result.stdout + result.stderr  # no colour, no prompt: no terminal here
 
 
 def test_connect_reports_the_retry() -> None:

@@ -20,7 +20,7 @@ import logging
 import ssl as ssl_module
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -114,7 +114,7 @@ class ServeSite:
         dialects: Sequence[Dialect],
         *,
         subprotocols: Sequence[str] = (),
-        probe_url: str,
+        probe_url: str = "",
         probe_ssl: ssl_module.SSLContext | None = None,
     ) -> None:
         self.dialects = tuple(dialects)
@@ -126,7 +126,11 @@ class ServeSite:
 
     # -- the server's hook ---------------------------------------------------------------
 
-    async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    def process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | Coroutine[Any, Any, Response] | None:
+        """The page's own plain GETs get their answer (the probe's once it has run); every
+        other request is noted, and left to the handshake."""
         if request.method == "GET" and not request.headers.has_token("Upgrade", "websocket"):
             path = request.target.split("?", 1)[0]
             if path in ("/", "/index.html"):
@@ -136,10 +140,13 @@ class ServeSite:
             if path == "/_hybi/status":
                 return _json_response(self.status())
             if path == "/_hybi/probe":
-                report = await probe(self.probe_url, ALL_VERSIONS, 5.0, ssl=self.probe_ssl)
-                return _json_response({"report": report, "text": format_probe(report)})
+                return self._probe()
         self._note(connection, request)
         return None
+
+    async def _probe(self) -> Response:
+        report = await probe(self.probe_url, ALL_VERSIONS, 5.0, ssl=self.probe_ssl)
+        return _json_response({"report": report, "text": format_probe(report)})
 
     def _note(self, connection: ServerConnection, request: Request) -> None:
         record = _Record(

@@ -183,14 +183,19 @@ async def _serve(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-    site: ServeSite | None = None
+    probe_tls = None
+    if tls is not None:
+        probe_tls = ssl.create_default_context()
+        probe_tls.check_hostname = False
+        probe_tls.verify_mode = ssl.CERT_NONE  # its own certificate, whatever signed it
+    site = ServeSite(resolve_versions(args.versions), subprotocols=args.subprotocol or (), probe_ssl=probe_tls)
     try:
         server_context = serve(
             handler,
             args.host,
             args.port,
             versions=args.versions,
-            process_request=lambda connection, request: site.process_request(connection, request) if site else None,
+            process_request=site.process_request,
             max_size=args.max_size,
             compression=args.compression,
             subprotocols=args.subprotocol or (),
@@ -203,17 +208,7 @@ async def _serve(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     try:
         own = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(args.host, host)
-        probe_tls = None
-        if tls is not None:
-            probe_tls = ssl.create_default_context()
-            probe_tls.check_hostname = False
-            probe_tls.verify_mode = ssl.CERT_NONE  # its own certificate, whatever signed it
-        site = ServeSite(
-            server.dialects,
-            subprotocols=args.subprotocol or (),
-            probe_url=f"{scheme}://{own}:{server.port}/",
-            probe_ssl=probe_tls,
-        )
+        site.probe_url = f"{scheme}://{own}:{server.port}/"  # the port is known now (--port 0)
         what = "an echo server" if args.app is None else args.app
         print(
             f"hybi: serving {what}, WebSocket versions {', '.join(args.versions)}, on {scheme}://{host}:{server.port}/",

@@ -84,7 +84,7 @@ def test_browser_compresses_every_message(monkeypatch: pytest.MonkeyPatch) -> No
             async for message in ws:
                 await ws.send(message)
 
-        site = ServeSite(resolve_versions("13,8,7"), probe_url="")
+        site = ServeSite(resolve_versions("13,8,7"))
 
         async with hybi.serve(echo, "127.0.0.1", 0, process_request=site.process_request) as server:
             report = await asyncio.to_thread(run_browser, f"http://127.0.0.1:{server.port}/")
