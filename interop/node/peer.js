@@ -19,6 +19,9 @@
 //   --deflate=window-8        the same, asking for windows of 2**8 both ways
 //   --fragment                send every message (the server: every echo) in three frames
 //   --text-only               the client's plan has its text messages only (for a text-only peer)
+//   --max-size=N              the client's plan has the sizes up to N bytes only
+//   --close-with=TEXT         with server-close, the text that asks the server to close
+//                             (default "close-me"; Netty's peer takes "close:CODE:REASON")
 //   --noise                   the client adds incompressible binary messages to its plan
 //   --stream=N                the client sends N small messages made mostly of words sent
 //                             before (a context-takeover stream) instead of its plan
@@ -108,6 +111,7 @@ function plan() {
     return messages;
   }
   for (const size of SIZES) {
+    if (options["max-size"] !== undefined && size > Number(options["max-size"])) continue;
     messages.push({ binary: false, data: textOf(size) });
     if (!options["text-only"]) messages.push({ binary: true, data: bytesOf(size) });
   }
@@ -313,7 +317,7 @@ function runClient() {
       if (!same) mismatches.push({ index, binary: expected.binary, size: Buffer.byteLength(expected.data) });
       index += 1;
       if (index < messages.length) peer.send(messages[index]);
-      else if (closeMode === "server-close") peer.send({ binary: false, data: "close-me" });
+      else if (closeMode === "server-close") peer.send({ binary: false, data: options["close-with"] || "close-me" });
       else peer.close(4000, "client-bye");
     },
     onClose: (code, reason) =>
