@@ -838,3 +838,19 @@ def test_interactive_ctrl_c_closes_normally() -> None:
         log.expect("closed with 1000")
     assert status == 0
     assert b"Traceback" not in terminal.output
+
+
+def test_serve_log_hides_only_the_refusal_record_it_repeats() -> None:
+    """`hybi serve` leaves out the library's INFO record of a refused handshake (its own line
+    says the same), but never an ERROR, such as a failing process_request hook."""
+    import logging
+
+    from hybi._logging import HANDSHAKE_FAILED
+    from hybi.cli import _not_a_refusal_record
+
+    def record(level: int, msg: str) -> logging.LogRecord:
+        return logging.LogRecord("hybi.server", level, __file__, 1, msg, ("why",), None)
+
+    assert not _not_a_refusal_record(record(logging.INFO, f"[abc123] {HANDSHAKE_FAILED}"))
+    assert _not_a_refusal_record(record(logging.ERROR, "[abc123] opening handshake failed"))
+    assert _not_a_refusal_record(record(logging.INFO, "[abc123] connection open"))

@@ -15,10 +15,13 @@ from typing import Any
 from hybi.sansio.connection import Connection as Protocol
 from hybi.sansio.events import Event, Opened
 
-__all__ = ["ConnectionLogger", "LoggedConnection", "preview"]
+__all__ = ["HANDSHAKE_FAILED", "ConnectionLogger", "LoggedConnection", "preview"]
 
 _PREVIEW = 60
 """Characters of a payload shown in DEBUG records; the rest is elided."""
+
+HANDSHAKE_FAILED = "opening handshake failed: %s"
+"""The INFO record of a handshake the peer broke or the server refused (its format)."""
 
 
 class ConnectionLogger(logging.LoggerAdapter):  # type: ignore[type-arg]

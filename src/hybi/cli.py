@@ -24,6 +24,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TextIO
 
 from hybi import _gateway_cli
+from hybi._logging import HANDSHAKE_FAILED
 from hybi._probe import format_probe, probe
 from hybi._serve_page import ServeSite
 from hybi._version import __version__
@@ -164,6 +165,11 @@ def _server_tls(cert: str | None, key: str | None) -> ssl.SSLContext | None:
     return context
 
 
+def _not_a_refusal_record(record: logging.LogRecord) -> bool:
+    """False for the library's INFO record of a failed handshake; errors always pass."""
+    return not (record.levelno == logging.INFO and str(record.msg).endswith(HANDSHAKE_FAILED))
+
+
 def _setup_logging(level: str) -> None:
     """hybi's records on standard error: one line per connection at INFO, the traffic at DEBUG.
 
@@ -171,7 +177,7 @@ def _setup_logging(level: str) -> None:
     logged for the connection says it already, with what was asked and what is accepted."""
     handler = logging.StreamHandler(sys.stderr)
     if level != "debug":
-        handler.addFilter(lambda record: "opening handshake failed" not in str(record.msg))
+        handler.addFilter(_not_a_refusal_record)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
     root = logging.getLogger("hybi")
     root.addHandler(handler)

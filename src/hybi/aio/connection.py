@@ -24,7 +24,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any, cast
 
 from hybi._handshake_info import HandshakeInfo
-from hybi._logging import ConnectionLogger, preview
+from hybi._logging import HANDSHAKE_FAILED, ConnectionLogger, preview
 from hybi.exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, InvalidHandshake, InvalidState
 from hybi.sansio.connection import Connection as Protocol
 from hybi.sansio.events import (
@@ -196,7 +196,7 @@ class Connection(HandshakeInfo, asyncio.Protocol):
         """The opening handshake ended without a connection; the core says why (INFO: a
         peer that breaks the handshake, a port scanner, is no error of this side's)."""
         error = self.protocol.handshake_error
-        self.logger.info("opening handshake failed: %s", error or exc or "connection closed")
+        self.logger.info(HANDSHAKE_FAILED, error or exc or "connection closed")
         failure = error or InvalidHandshake(
             f"connection closed during the opening handshake{f': {exc}' if exc else ''}"
         )

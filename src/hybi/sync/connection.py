@@ -30,7 +30,7 @@ from types import TracebackType
 from typing import Self
 
 from hybi._handshake_info import HandshakeInfo
-from hybi._logging import preview
+from hybi._logging import HANDSHAKE_FAILED, preview
 from hybi.exceptions import (
     ConnectionClosed,
     ConnectionClosedError,
@@ -403,7 +403,7 @@ class Connection(HandshakeInfo):
         if self._handshake_done.is_set():
             return
         error = self.protocol.handshake_error
-        self.logger.info("opening handshake failed: %s", error or self._transport_error or "connection closed")
+        self.logger.info(HANDSHAKE_FAILED, error or self._transport_error or "connection closed")
         if error is None:
             transport = f": {self._transport_error}" if self._transport_error else ""
             error = InvalidHandshake(f"connection closed during the opening handshake{transport}")
