@@ -649,6 +649,28 @@ def test_reading_pauses_when_the_queue_is_full() -> None:
     run(main())
 
 
+@pytest.mark.parametrize("max_queue", [1, 2, 3])
+def test_a_queue_of_one_or_two_resumes_reading_once_taken(max_queue: int) -> None:
+    """Reading resumes once the queue is down to half of max_queue, rounded down: with
+    max_queue=1, once it is empty (it never resumed there, and the connection hung)."""
+
+    async def main() -> None:
+        async def flood(ws: hybi.ServerConnection) -> None:
+            for index in range(50):
+                await ws.send(str(index))
+            await ws.wait_closed()
+
+        async with echo_server(flood) as url, hybi.connect(url, max_queue=max_queue) as ws:
+            assert [await ws.recv() for _ in range(50)] == [str(i) for i in range(50)]
+        messages = [os.urandom(70000), "small", "é" * 40000, b"x", os.urandom(300000)]
+        async with echo_server(max_queue=max_queue, max_size=None) as url, hybi.connect(url, max_size=None) as ws:
+            for message in messages:  # all of them before reading any
+                await ws.send(message)
+            assert [await ws.recv() for _ in messages] == messages
+
+    run(main())
+
+
 def test_large_sends_wait_for_the_peer() -> None:
     async def main() -> None:
         async with (

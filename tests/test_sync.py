@@ -1487,6 +1487,19 @@ def test_a_ping_flood_from_a_peer_that_never_reads_owes_one_pong() -> None:
 # -- TLS --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("max_queue", [1, 2, 3])
+def test_a_queue_of_one_or_two_resumes_reading_once_taken(max_queue: int) -> None:
+    """With max_queue=1, reading resumes once the queue is empty (it never did: a hang)."""
+
+    def flood(ws: hybi.sync.ServerConnection) -> None:
+        for index in range(50):
+            ws.send(str(index))
+        ws.wait_closed(timeout=WAIT)
+
+    with sync_server(flood) as server, hybi.sync.connect(url_of(server), max_queue=max_queue) as ws:
+        assert [ws.recv(timeout=WAIT) for _ in range(50)] == [str(i) for i in range(50)]
+
+
 @pytest.fixture(scope="module")
 def tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
     trustme = pytest.importorskip("trustme")

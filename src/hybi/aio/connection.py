@@ -301,7 +301,7 @@ class Connection(HandshakeInfo, asyncio.Protocol):
             finally:
                 self._recv_waiter = None
         message = self._messages.pop(0)
-        if self._reading_paused and len(self._messages) < self.max_queue // 2 and self.transport is not None:
+        if self._reading_paused and len(self._messages) <= self.max_queue // 2 and self.transport is not None:
             self._reading_paused = False
             self.transport.resume_reading()
         return message

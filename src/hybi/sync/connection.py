@@ -531,7 +531,7 @@ class Connection(HandshakeInfo):
                 finally:
                     self._receiving = False
             message = self._messages.popleft()
-            if self._reading_paused and len(self._messages) < self.max_queue // 2:
+            if self._reading_paused and len(self._messages) <= self.max_queue // 2:
                 self._reading_paused = False
                 self._wake()
             return message
