@@ -7,7 +7,8 @@
  *   mask(data, key, offset=0) -> bytes        RFC 6455 section 5.3 XOR, key turned by offset
  *   masked_frame(first, payload, key) -> bytes a whole client frame in one allocation
  *   utf8_check(data, state=0) -> int           incremental UTF-8 validation (RFC 3629)
- *   PayloadBuilder(size)                       a large payload unmasked into one buffer
+ *   PayloadBuilder(size)                       a large payload unmasked into one buffer,
+ *                                              received into in place where the pump can
  *
  * Plain CPython API, one file: the build needs a C compiler and nothing else.
  */
@@ -299,15 +300,126 @@ speedups_utf8_check(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 }
 
 /* PayloadBuilder(size): one bytes object of `size`, filled piece by piece (unmasked on the
- * way in) and handed out whole by take(). It is never seen by Python before it is full. */
+ * way in) and handed out whole by take(). It is never seen by Python before it is full:
+ * window() lends the part still missing as a writable memoryview of the builder (not of
+ * the bytes), so that a transport can receive straight into it; filled() then unmasks what
+ * landed there, in place. */
 typedef struct {
     PyObject_HEAD
-    PyObject *bytes; /* NULL once taken */
+    PyObject *bytes; /* held until the builder goes, so that a window never dangles */
     Py_ssize_t size;
     Py_ssize_t pos;
+    Py_ssize_t exports; /* windows (buffer views) not yet released */
+    int taken;
     int text;   /* check the pieces as UTF-8 as they come */
     long utf8;  /* utf8_run's state after the pieces so far */
 } Builder;
+
+/* Recycled payloads. A fresh buffer of a megabyte costs the kernel 256 page faults (and
+ * zeroing each page) every time the C library hands the memory back in between, which it
+ * does for buffers this large: that cost more than the unmasking itself. So the payloads
+ * handed out by take() are remembered here, and one that nothing else refers to any more
+ * (reference count 1: only this pool, so no one can see it change) is filled again by the
+ * next builder of a size it can take. At most POOL_SLOTS objects of POOL_LARGEST bytes each
+ * are held, and at most POOL_BUDGET bytes in all: what stays idle after a burst of large
+ * messages is bounded, and a payload is never recycled while a transport still holds it. */
+#define POOL_SLOTS 8
+#define POOL_LARGEST (4 << 20)
+#define POOL_BUDGET (8 << 20)
+static PyObject *pool[POOL_SLOTS];
+
+static Py_ssize_t
+pool_size(void)
+{
+    Py_ssize_t total = 0;
+    for (int i = 0; i < POOL_SLOTS; i++) {
+        if (pool[i] != NULL) {
+            total += PyBytes_GET_SIZE(pool[i]);
+        }
+    }
+    return total;
+}
+
+/* A bytes object of `size` for a builder to fill: an idle pooled one when one fits (the
+ * smallest from `size` to twice it, shrunk to fit), else a new one. */
+static PyObject *
+pool_get(Py_ssize_t size)
+{
+    int best = -1;
+    if (size <= POOL_LARGEST) {
+        for (int i = 0; i < POOL_SLOTS; i++) {
+            PyObject *candidate = pool[i];
+            if (candidate != NULL && Py_REFCNT(candidate) == 1 && PyBytes_GET_SIZE(candidate) >= size
+                && PyBytes_GET_SIZE(candidate) / 2 <= size
+                && (best < 0 || PyBytes_GET_SIZE(candidate) < PyBytes_GET_SIZE(pool[best]))) {
+                best = i;
+            }
+        }
+    }
+    if (best < 0) {
+        return PyBytes_FromStringAndSize(NULL, size);
+    }
+    PyObject *reused = pool[best];
+    pool[best] = NULL;
+    if (PyBytes_GET_SIZE(reused) != size && _PyBytes_Resize(&reused, size) < 0) {
+        return NULL;
+    }
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#endif
+    ((PyBytesObject *)reused)->ob_shash = -1; /* its contents change: forget its hash */
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+    return reused;
+}
+
+/* Remember a payload handed out, in a free slot or in place of an idle one. */
+static void
+pool_keep(PyObject *payload)
+{
+    Py_ssize_t size = PyBytes_GET_SIZE(payload);
+    int slot = -1;
+    if (size > POOL_LARGEST) {
+        return;
+    }
+    for (int i = 0; i < POOL_SLOTS && slot < 0; i++) {
+        if (pool[i] == NULL) {
+            slot = i;
+        }
+    }
+    for (int i = 0; i < POOL_SLOTS && slot < 0; i++) {
+        if (Py_REFCNT(pool[i]) == 1) {
+            slot = i;
+        }
+    }
+    if (slot < 0) {
+        return; /* every slot's payload is still in use */
+    }
+    Py_CLEAR(pool[slot]);
+    if (pool_size() + size > POOL_BUDGET) {
+        for (int i = 0; i < POOL_SLOTS && pool_size() + size > POOL_BUDGET; i++) {
+            if (pool[i] != NULL && Py_REFCNT(pool[i]) == 1) {
+                Py_CLEAR(pool[i]);
+            }
+        }
+        if (pool_size() + size > POOL_BUDGET) {
+            return;
+        }
+    }
+    Py_INCREF(payload);
+    pool[slot] = payload;
+}
+
+static PyObject *
+speedups_release_pool(PyObject *module, PyObject *unused)
+{
+    for (int i = 0; i < POOL_SLOTS; i++) {
+        Py_CLEAR(pool[i]);
+    }
+    Py_RETURN_NONE;
+}
 
 static int
 builder_init(Builder *self, PyObject *args, PyObject *kwds)
@@ -322,13 +434,18 @@ builder_init(Builder *self, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_ValueError, "a payload size is not negative");
         return -1;
     }
+    if (self->exports) {
+        PyErr_SetString(PyExc_BufferError, "a window of the payload is still lent");
+        return -1;
+    }
     Py_CLEAR(self->bytes);
-    self->bytes = PyBytes_FromStringAndSize(NULL, size);
+    self->bytes = pool_get(size);
     if (self->bytes == NULL) {
         return -1;
     }
     self->size = size;
     self->pos = 0;
+    self->taken = 0;
     self->text = text;
     self->utf8 = 0;
     return 0;
@@ -353,7 +470,7 @@ builder_add(Builder *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "add(data, key=None, offset=0)");
         return NULL;
     }
-    if (self->bytes == NULL) {
+    if (self->bytes == NULL || self->taken) {
         PyErr_SetString(PyExc_ValueError, "the payload was taken already");
         return NULL;
     }
@@ -393,8 +510,7 @@ builder_add(Builder *self, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 builder_take(Builder *self, PyObject *unused)
 {
-    PyObject *result;
-    if (self->bytes == NULL) {
+    if (self->bytes == NULL || self->taken) {
         PyErr_SetString(PyExc_ValueError, "the payload was taken already");
         return NULL;
     }
@@ -402,15 +518,92 @@ builder_take(Builder *self, PyObject *unused)
         PyErr_SetString(PyExc_ValueError, "the payload is not complete");
         return NULL;
     }
-    result = self->bytes;
-    self->bytes = NULL;
-    return result;
+    self->taken = 1;
+    pool_keep(self->bytes);
+    Py_INCREF(self->bytes);
+    return self->bytes;
 }
 
 static PyObject *
 builder_missing(Builder *self, void *closure)
 {
-    return PyLong_FromSsize_t(self->bytes == NULL ? 0 : self->size - self->pos);
+    return PyLong_FromSsize_t(self->bytes == NULL || self->taken ? 0 : self->size - self->pos);
+}
+
+/* The buffer protocol: the missing part, writable, while the payload is not complete. */
+static int
+builder_getbuffer(Builder *self, Py_buffer *view, int flags)
+{
+    if (self->bytes == NULL || self->taken || self->pos == self->size) {
+        PyErr_SetString(PyExc_BufferError, "no part of the payload is missing");
+        view->obj = NULL;
+        return -1;
+    }
+    if (PyBuffer_FillInfo(view, (PyObject *)self, PyBytes_AS_STRING(self->bytes) + self->pos,
+                          self->size - self->pos, 0, flags) < 0) {
+        return -1;
+    }
+    self->exports++;
+    return 0;
+}
+
+static void
+builder_releasebuffer(Builder *self, Py_buffer *view)
+{
+    self->exports--;
+}
+
+static PyBufferProcs builder_as_buffer = {
+    .bf_getbuffer = (getbufferproc)builder_getbuffer,
+    .bf_releasebuffer = (releasebufferproc)builder_releasebuffer,
+};
+
+static PyObject *
+builder_window(Builder *self, PyObject *unused)
+{
+    return PyMemoryView_FromObject((PyObject *)self);
+}
+
+static PyObject *
+builder_filled(Builder *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t count, offset = 0;
+    unsigned char k[4];
+
+    if (nargs < 1 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "filled(count, key=None, offset=0)");
+        return NULL;
+    }
+    if (self->bytes == NULL || self->taken) {
+        PyErr_SetString(PyExc_ValueError, "the payload was taken already");
+        return NULL;
+    }
+    count = PyLong_AsSsize_t(args[0]);
+    if (count == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (count < 0 || count > self->size - self->pos) {
+        PyErr_SetString(PyExc_ValueError, "more bytes than the payload's size");
+        return NULL;
+    }
+    if (nargs == 3) {
+        offset = PyLong_AsSsize_t(args[2]);
+        if (offset == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(self->bytes) + self->pos;
+    if (nargs >= 2 && args[1] != Py_None) {
+        if (get_key(args[1], offset, k) < 0) {
+            return NULL;
+        }
+        xor_mask(out, out, count, k);
+    }
+    self->pos += count;
+    if (self->text && self->utf8 >= 0) {
+        self->utf8 = utf8_run(out, count, self->utf8);
+    }
+    return PyBool_FromLong(self->utf8 >= 0);
 }
 
 static PyMethodDef builder_methods[] = {
@@ -418,6 +611,11 @@ static PyMethodDef builder_methods[] = {
      "add(data, key=None, offset=0) -> bool: append data, unmasked with key turned by offset;\n"
      "False once a text payload shows invalid UTF-8."},
     {"take", (PyCFunction)builder_take, METH_NOARGS, "take() -> bytes: the whole payload, once."},
+    {"window", (PyCFunction)builder_window, METH_NOARGS,
+     "window() -> memoryview: the missing part, writable, to be followed by filled()."},
+    {"filled", (PyCFunction)(void (*)(void))builder_filled, METH_FASTCALL,
+     "filled(count, key=None, offset=0) -> bool: count bytes were written at the window's\n"
+     "start; unmask them in place. False once a text payload shows invalid UTF-8."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -437,6 +635,7 @@ static PyTypeObject BuilderType = {
     .tp_dealloc = (destructor)builder_dealloc,
     .tp_methods = builder_methods,
     .tp_getset = builder_getset,
+    .tp_as_buffer = &builder_as_buffer,
 };
 
 static int
@@ -458,6 +657,8 @@ static PyMethodDef speedups_methods[] = {
      "mask(data, key, offset=0) -> bytes: data XORed with the 4-byte key, turned by offset."},
     {"masked_frame", (PyCFunction)(void (*)(void))speedups_masked_frame, METH_FASTCALL,
      "masked_frame(first, payload, key) -> bytes: a client frame, masked with key."},
+    {"release_pool", (PyCFunction)speedups_release_pool, METH_NOARGS,
+     "release_pool() -> None: drop the payload buffers kept for reuse."},
     {"utf8_check", (PyCFunction)(void (*)(void))speedups_utf8_check, METH_FASTCALL,
      "utf8_check(data, state=0) -> int: the state after data (0 at a boundary), -1 if invalid."},
     {NULL, NULL, 0, NULL},
@@ -465,6 +666,10 @@ static PyMethodDef speedups_methods[] = {
 
 static PyModuleDef_Slot speedups_slots[] = {
     {Py_mod_exec, speedups_exec},
+#ifdef Py_mod_multiple_interpreters
+    /* the payload pool is one per process */
+    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED},
+#endif
     {0, NULL},
 };
 

@@ -50,6 +50,11 @@ at the end of the loop's turn: a sender that does not yield, or that sends large
 then hands its frames to the transport and waits while the transport pushes back."""
 
 
+_IN_PLACE_FROM = 16384
+"""The rest of a large payload is received in place when at least this much of it is due."""
+_SCRATCH_SIZE = 65536
+
+
 class Connection(HandshakeInfo, asyncio.Protocol):
     """One WebSocket connection, during and after its opening handshake.
 
@@ -89,6 +94,8 @@ class Connection(HandshakeInfo, asyncio.Protocol):
         self.connection_lost_waiter: asyncio.Future[None] = self.loop.create_future()
         self._opened_future: asyncio.Future[None] | None = None
         self._handshake_outcome: BaseException | bool = False  # True: opened; an error: failed
+        self._payload_reader: _PayloadReader | None = None
+        self._scratch: bytearray | None = None
 
     # -- what the handshake agreed -------------------------------------------------------
 
@@ -143,7 +150,34 @@ class Connection(HandshakeInfo, asyncio.Protocol):
         self._flush()
 
     def data_received(self, data: bytes) -> None:
-        self._process(self.protocol.receive_data(data, now=self.loop.time()))
+        protocol = self.protocol
+        self._process(protocol.receive_data(data, now=self.loop.time()))
+        window = protocol.receive_buffer()
+        if window is not None and len(window) >= _IN_PLACE_FROM and self.transport is not None:
+            # A large payload is arriving: let the transport receive the rest of it straight
+            # into its buffer (a buffered protocol), not into a read buffer to be copied.
+            if self._payload_reader is None:
+                self._payload_reader = _PayloadReader(self)
+            self.transport.set_protocol(self._payload_reader)
+
+    def _payload_window(self) -> memoryview | bytearray:
+        """The buffer the transport receives into while `_PayloadReader` stands in."""
+        window = self.protocol.receive_buffer()
+        if window is not None:
+            return window
+        # The core no longer expects the payload (it failed the connection): read as usual.
+        scratch = self._scratch = bytearray(_SCRATCH_SIZE)
+        return scratch
+
+    def _payload_received(self, count: int) -> None:
+        scratch = self._scratch
+        if scratch is not None:
+            self._scratch = None
+            self.data_received(bytes(scratch[:count]))
+        else:
+            self._process(self.protocol.receive_in_place(count, now=self.loop.time()))
+        if self.protocol.receive_buffer() is None and self.transport is not None:
+            self.transport.set_protocol(self)  # the payload is complete: reads come here again
 
     def eof_received(self) -> bool | None:
         self._process(self.protocol.receive_eof(now=self.loop.time()))
@@ -508,3 +542,33 @@ class Connection(HandshakeInfo, asyncio.Protocol):
 async def _as_async(items: Iterable[Data]) -> AsyncIterator[Data]:
     for item in items:
         yield item
+
+
+class _PayloadReader(asyncio.BufferedProtocol):
+    """Stands in for a `Connection` as the transport's protocol while a large frame's
+    payload arrives: the transport writes the bytes straight into the payload's buffer
+    (`hybi.sansio.Connection.receive_buffer`), where the core unmasks them. The connection
+    takes the transport back once the payload is complete."""
+
+    __slots__ = ("_connection",)
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def get_buffer(self, sizehint: int) -> memoryview | bytearray:
+        return self._connection._payload_window()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._connection._payload_received(nbytes)
+
+    def eof_received(self) -> bool | None:
+        return self._connection.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._connection.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._connection.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._connection.resume_writing()

@@ -18,12 +18,15 @@ __all__ = ["COMPILED", "Builder", "PayloadBuilder", "mask", "masked_frame", "utf
 
 class Builder(Protocol):
     """What both `PayloadBuilder`s are: `add` pieces (unmasking them with a key; False once a
-    text payload shows invalid UTF-8), `take` the whole once it is complete."""
+    text payload shows invalid UTF-8), or receive into the `window` of what is missing and
+    say how much landed with `filled`; `take` the whole once it is complete."""
 
     @property
     def missing(self) -> int: ...
     def add(self, data: bytes | bytearray | memoryview, key: bytes | None = None, offset: int = 0, /) -> bool: ...
     def take(self) -> bytes: ...
+    def window(self) -> memoryview: ...
+    def filled(self, count: int, key: bytes | None = None, offset: int = 0, /) -> bool: ...
 
 
 FORCED_PURE = os.environ.get("HYBI_PURE_PYTHON", "") not in ("", "0")

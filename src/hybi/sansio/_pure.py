@@ -122,39 +122,71 @@ def utf8_check(data: bytes | bytearray | memoryview, state: int = 0, /) -> int:
 class PayloadBuilder:
     """A payload of `size` bytes put together from its pieces (unmasked on the way in when
     `add` is given a key) and handed out whole, once, by `take`. With `text`, `add` checks
-    the pieces as UTF-8 as they come and returns False once they are invalid. The compiled
-    twin writes into one buffer of the final size; this one joins the pieces at the end."""
+    the pieces as UTF-8 as they come and returns False once they are invalid.
 
-    __slots__ = ("_parts", "_taken", "_utf8", "missing")
+    `window` lends the part still missing as a writable memoryview, so that a transport can
+    receive straight into it; `filled` then unmasks (and checks) the bytes that landed at
+    its start. This twin fills a bytearray and copies it into bytes at `take`; the compiled
+    one fills the bytes object itself."""
+
+    __slots__ = ("_buffer", "_pos", "_taken", "_utf8", "_view")
 
     def __init__(self, size: int, text: bool = False) -> None:
         if size < 0:
             raise ValueError("a payload size is not negative")
-        self._parts: list[bytes] = []
+        self._buffer = bytearray(size)
+        self._view = memoryview(self._buffer)
+        self._pos = 0
         self._taken = False
         self._utf8 = 0 if text else None  # utf8_check's state, None when not checking
-        self.missing = size
+
+    @property
+    def missing(self) -> int:
         """Bytes still to add."""
+        return 0 if self._taken else len(self._buffer) - self._pos
 
     def add(self, data: bytes | bytearray | memoryview, key: bytes | None = None, offset: int = 0, /) -> bool:
         if self._taken:
             raise ValueError("the payload was taken already")
         if len(key) != 4 if key is not None else False:
             raise ValueError("a mask key is 4 bytes")
-        if len(data) > self.missing:
+        count = len(data)
+        if count > len(self._buffer) - self._pos:
             raise ValueError("more bytes than the payload's size")
-        piece = mask(data, key, offset) if key is not None else bytes(data)
-        self.missing -= len(piece)
-        self._parts.append(piece)
+        self._view[self._pos : self._pos + count] = mask(data, key, offset) if key is not None else data
+        return self._advance(count)
+
+    def window(self) -> memoryview:
+        if self._taken or self._pos == len(self._buffer):
+            raise BufferError("no part of the payload is missing")
+        return self._view[self._pos :]
+
+    def filled(self, count: int, key: bytes | None = None, offset: int = 0, /) -> bool:
+        if self._taken:
+            raise ValueError("the payload was taken already")
+        if not 0 <= count <= len(self._buffer) - self._pos:
+            raise ValueError("more bytes than the payload's size")
+        if key is not None:
+            if len(key) != 4:
+                raise ValueError("a mask key is 4 bytes")
+            landed = self._view[self._pos : self._pos + count]
+            landed[:] = mask(landed, key, offset)
+        return self._advance(count)
+
+    def _advance(self, count: int) -> bool:
+        start = self._pos
+        self._pos += count
         if self._utf8 is not None and self._utf8 >= 0:
-            self._utf8 = utf8_check(piece, self._utf8)
+            self._utf8 = utf8_check(self._view[start : self._pos], self._utf8)
         return self._utf8 is None or self._utf8 >= 0
 
     def take(self) -> bytes:
         if self._taken:
             raise ValueError("the payload was taken already")
-        if self.missing:
+        if self._pos != len(self._buffer):
             raise ValueError("the payload is not complete")
         self._taken = True
-        parts, self._parts = self._parts, []
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        payload = bytes(self._buffer)
+        self._buffer = bytearray()  # a window still lent keeps the old one alive, not this
+        self._view = memoryview(self._buffer)
+        return payload

@@ -324,15 +324,55 @@ class Connection:
         assembler.events = events
         try:
             self._codec.receive(data, self._sink)
-        except MessageTooBig as error:
-            self._fail(1009, error.reason)
-        except InvalidPayload as error:
-            self._fail(1007, error.reason)
-        except ProtocolError as error:
-            self._fail(1002, error.reason)
-        except UnsupportedFeature as error:
-            self._fail(1003, str(error))
+        except (ProtocolError, UnsupportedFeature) as error:
+            self._fail_on(error)
         return events
+
+    def receive_buffer(self) -> memoryview | None:
+        """Where the next bytes from the peer may be written directly, or None.
+
+        While a large frame's payload arrives, this is a writable view of the part still
+        to come: a pump that can receive into memory (`recv_into`, a buffered protocol)
+        puts up to its length there and calls `receive_in_place` with the count, which
+        saves copying the payload out of a read buffer. Whenever this is None, call
+        `receive_data`. The view is good until the next call into this connection.
+        """
+        codec = self._codec
+        if codec is None or self._done_reading or self._challenge is not None:
+            return None
+        return codec.receive_buffer()
+
+    def receive_in_place(self, count: int, *, now: float | None = None) -> list[Event]:
+        """`count` bytes from the peer were written at the start of the view the last
+        `receive_buffer` gave; return what they meant, as `receive_data` does."""
+        if now is not None:
+            self._now = now
+        self._last_received = self._now
+        codec = self._codec
+        assembler = self._assembler
+        if codec is None or assembler is None or self._sink is None or self._done_reading:
+            raise InvalidState("no bytes were expected in place")
+        events: list[Event] = []
+        assembler.events = events
+        try:
+            codec.receive_in_place(count, self._sink)
+        except (ProtocolError, UnsupportedFeature) as error:
+            self._fail_on(error)
+        except ValueError as error:  # the codec lent no view, or not this much of one
+            raise InvalidState(str(error)) from None
+        return events
+
+    def _fail_on(self, error: ProtocolError | UnsupportedFeature) -> None:
+        """Fail the connection with the close code (section 7.4.1) for what was wrong in
+        the peer's bytes."""
+        if isinstance(error, MessageTooBig):
+            self._fail(1009, error.reason)
+        elif isinstance(error, InvalidPayload):
+            self._fail(1007, error.reason)
+        elif isinstance(error, ProtocolError):
+            self._fail(1002, error.reason)
+        else:
+            self._fail(1003, str(error))
 
     def _receive_handshake(self, data: bytes) -> list[Event]:
         raise InvalidState("this connection was made open: it has no opening handshake")

@@ -48,6 +48,15 @@ class Codec(Protocol):
         """Parse `data`, which continues whatever came before; raise ProtocolError."""
         ...
 
+    def receive_buffer(self) -> memoryview | None:
+        """Where the next bytes may be received straight into (the rest of a large payload
+        still arriving), or None."""
+        ...
+
+    def receive_in_place(self, count: int, sink: FrameSink) -> None:
+        """`count` bytes landed at the start of the view `receive_buffer` gave."""
+        ...
+
     def encode(self, opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) -> bytes:
         """One frame with RFC 6455 opcode `opcode`, masked where this role masks."""
         ...

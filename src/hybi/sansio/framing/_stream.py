@@ -8,7 +8,11 @@ whole as its last piece: no copy per piece and no join of the pieces afterwards.
 frames always take this way; the first frame of a text message (uncompressed) takes it where
 the accelerator is compiled, which checks each piece as UTF-8 as it lands, so that invalid
 text still fails before the frame's end (RFC 6455 section 8.1); the assembler decodes the
-whole once. Elsewhere text goes on piece by piece, and the assembler checks it there."""
+whole once. Elsewhere text goes on piece by piece, and the assembler checks it there.
+
+While such a buffer fills, `receive_buffer` lends its missing part, so that a pump can have
+the transport write the payload straight into it (`receive_in_place`): the bytes are then
+copied once, by the kernel, and unmasked where they lie."""
 
 from __future__ import annotations
 
@@ -77,6 +81,26 @@ class PayloadStream:
             data = self._pending + data
             self._pending = b""
         self._parse(data, 0, sink)
+
+    def receive_buffer(self) -> memoryview | None:
+        """The rest of a large payload still arriving, as a writable view to receive into,
+        or None: bytes that land there skip the copy from a read buffer."""
+        builder = self._builder
+        return builder.window() if builder is not None and self._remaining else None
+
+    def receive_in_place(self, count: int, sink: FrameSink) -> None:
+        """`count` bytes landed at the start of the last `receive_buffer`'s view: unmask and
+        check them there, and hand the frame on once it is complete."""
+        builder = self._builder
+        if builder is None or not 0 < count <= self._remaining:
+            raise ValueError("no bytes were expected in place")
+        if not builder.filled(count, self._key, self._offset):
+            raise InvalidUTF8("text message is not valid UTF-8")
+        self._offset += count
+        self._remaining -= count
+        if not self._remaining:
+            self._builder = None
+            sink.frame(self._opcode, self._fin, self._rsv, self._length, builder.take(), False, True)
 
     def _parse(self, data: bytes, pos: int, sink: FrameSink) -> None:
         """Parse the frames in `data` from `pos` on."""

@@ -50,6 +50,14 @@ class SentinelCodec:
             return _CLOSE_FRAME
         return b"\x00" + payload + b"\xff"
 
+    def receive_buffer(self) -> memoryview | None:
+        """Never a view: sentinel frames do not say their length, so every byte is scanned
+        as it comes."""
+        return None
+
+    def receive_in_place(self, count: int, sink: FrameSink) -> None:
+        raise ValueError("no bytes were expected in place")
+
     def receive(self, data: bytes, sink: FrameSink) -> None:
         if self._pending:
             data = self._pending + data
