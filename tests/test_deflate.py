@@ -6,7 +6,10 @@ The vectors are RFC 7692 section 7.2.3's and those of shared/specs/compression.m
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import zlib
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
@@ -14,7 +17,7 @@ from hypothesis import strategies as st
 
 from conftest import feed, raw_frame
 from hybi.exceptions import InvalidHandshake
-from hybi.sansio import DIALECTS, ClientConnection, ConnectionFailed, Options, Role, ServerConnection, State
+from hybi.sansio import DIALECTS, ClientConnection, ConnectionFailed, Options, Role, ServerConnection, State, deflate
 from hybi.sansio.connection import Connection, open_connection
 from hybi.sansio.deflate import (
     Compression,
@@ -199,11 +202,27 @@ class TestBadInput:
     mem_level=st.integers(1, 9),
     chunk=st.integers(1, 50),
     fragment=st.integers(1, 100),
+    fast=st.booleans(),
 )
 def test_round_trip(
-    messages: list[str | bytes], window: int, reset: bool, level: int, mem_level: int, chunk: int, fragment: int
+    messages: list[str | bytes],
+    window: int,
+    reset: bool,
+    level: int,
+    mem_level: int,
+    chunk: int,
+    fragment: int,
+    fast: bool,
 ) -> None:
-    sender = pmd(Role.CLIENT, deflate_bits=window, deflate_reset=reset, level=level, mem_level=mem_level)
+    """Levels 1 to 3 deflate with ISA-L where it is installed (`fast`), or with zlib."""
+    with mock.patch.object(deflate, "FAST_DEFLATE", fast and deflate.FAST_DEFLATE):
+        sender = pmd(Role.CLIENT, deflate_bits=window, deflate_reset=reset, level=level, mem_level=mem_level)
+        round_trip(sender, messages, window, reset, chunk, fragment)
+
+
+def round_trip(
+    sender: Connection, messages: list[str | bytes], window: int, reset: bool, chunk: int, fragment: int
+) -> None:
     receiver = pmd(Role.SERVER, inflate_bits=window, inflate_reset=reset)
     for message in messages:
         data = message.encode() if isinstance(message, str) else message
@@ -217,6 +236,33 @@ def test_round_trip(
     for start in range(0, len(wire), chunk):
         received += receiver.receive_data(wire[start : start + chunk])
     assert received == messages
+
+
+def test_the_speed_preset_deflates_with_isa_l_where_it_is_installed() -> None:
+    """The `speed` extra brings python-isal: the speed preset (level 1) then deflates with it,
+    and what it sends inflates with zlib's own inflater, message after message (the context
+    taken over), in every window a peer may ask for."""
+    isal_zlib = pytest.importorskip("isal.isal_zlib")
+    assert deflate.FAST_DEFLATE
+    text = " ".join(f"word{n % 97}" for n in range(20000)).encode()
+    for window in (9, 10, 12, 15):
+        sender = pmd(Role.SERVER, deflate_bits=window, level=1)
+        inflater = zlib.decompressobj(-window)
+        for size in (0, 10, 70000, 100000):
+            sender.send_binary(text[:size])
+            wire = sender.data_to_send()
+            deflater = sender.extensions[0]._deflater._zlib  # type: ignore[attr-defined]
+            assert type(deflater).__module__.startswith("isal")
+            header = 2 if len(wire) - 2 < 126 else 4 if len(wire) - 4 < 65536 else 10
+            assert inflater.decompress(wire[header:] + b"\x00\x00\xff\xff") == text[:size]
+    assert isal_zlib is not None
+
+
+def test_hybi_deflate_zlib_keeps_zlib() -> None:
+    code = "from hybi.sansio import deflate; print(deflate.FAST_DEFLATE)"
+    env = {**os.environ, "HYBI_DEFLATE": "zlib"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
 
 
 # -- negotiation -----------------------------------------------------------------------------

@@ -349,3 +349,42 @@ def test_uncompressed_messages_between_compressed_ones_with_websockets(monkeypat
         frames = frames_of(ws)
         assert frames.sent_messages == [compress(index) for index in range(len(plan))]
         assert all(frames.received_messages)
+
+
+def test_the_speed_preset_deflates_with_isa_l_for_websockets_both_ways() -> None:
+    """With python-isal installed, the speed preset deflates with ISA-L: websockets' zlib
+    inflates every message, large and small, with the context taken over, as client and as
+    server, and hybi inflates what websockets sends back."""
+    from hybi.sansio import deflate
+
+    pytest.importorskip("isal")
+    assert deflate.FAST_DEFLATE
+    plan = [text_of(size) for size in (0, 1, 200, 70000, 1 << 20)] + [bytes_of(size) for size in (5, 100000)]
+
+    async def main() -> None:
+        async def ws_echo(ws: WsServerConnection) -> None:
+            async for message in ws:
+                await ws.send(message)
+
+        async with ws_serve(ws_echo, "127.0.0.1", 0, max_size=None) as server:
+            port = server.sockets[0].getsockname()[1]
+            async with hybi.connect(f"ws://127.0.0.1:{port}/", max_size=None, compression="speed") as ws:
+                assert [extension.name for extension in ws.extensions] == ["permessage-deflate"]
+                for message in plan * 2:
+                    await ws.send(message)
+                    assert await ws.recv() == message
+
+        async def hybi_echo(ws: hybi.ServerConnection) -> None:
+            async for message in ws:
+                await ws.send(message)
+
+        async with (
+            hybi.serve(hybi_echo, "127.0.0.1", 0, max_size=None, compression="speed") as hybi_server,
+            ws_connect(f"ws://127.0.0.1:{hybi_server.port}/", max_size=None) as client,
+        ):
+            assert client.protocol.extensions[0].name == "permessage-deflate"
+            for message in plan * 2:
+                await client.send(message)
+                assert await client.recv() == message
+
+    run(main())

@@ -50,7 +50,7 @@ at the end of the loop's turn: a sender that does not yield, or that sends large
 then hands its frames to the transport and waits while the transport pushes back."""
 
 
-_IN_PLACE_FROM = 16384
+_IN_PLACE_FROM = 65536
 """The rest of a large payload is received in place when at least this much of it is due."""
 _SCRATCH_SIZE = 65536
 
