@@ -114,7 +114,13 @@ SERVERS = [
     Server("hybi_pure", "hybi (pure Python)", "hybi_echo.py", (*ECHO, "hs_c8", "idle5k"), {"HYBI_PURE_PYTHON": "1"}),
     Server("picows", "picows", "picows_echo.py", (*ECHO, "hs_c8", "idle5k")),
     Server("websockets", "websockets", "websockets_echo.py", (*ECHO, "hs_c8", "idle5k", "z64k_c1_w4")),
-    Server("hybi_speed", 'hybi, "speed" preset (ISA-L)', "hybi_echo.py", ("z64k_c1_w4",), {"HYBI_BENCH_COMPRESSION": "speed"}),
+    Server(
+        "hybi_speed",
+        'hybi, "speed" preset (ISA-L)',
+        "hybi_echo.py",
+        ("z64k_c1_w4",),
+        {"HYBI_BENCH_COMPRESSION": "speed"},
+    ),
     Server(
         "hybi_speed_zlib",
         'hybi, "speed" preset, zlib',

@@ -275,11 +275,16 @@ def test_no_references_or_memory_are_leaked() -> None:
         pytest.skip("hybi._speedups was not built")
     data = bytearray(os.urandom(1 << 16))
     key = bytes(KEY)
+    run_of_frames = (
+        raw_frame(0x81, "é".encode() * 1500, KEY) + raw_frame(0x82, b"x" * 100, KEY) + raw_frame(0x81, b"\xff", KEY)
+    )
     before = (sys.getrefcount(data), sys.getrefcount(key))
     for _ in range(2000):
         _speedups.mask(data, key, 1)
         _speedups.masked_frame(0x82, data, key)
         _speedups.utf8_check(data, 0)
+        _speedups.whole_messages(run_of_frames, 0, True, None)
+        _speedups.whole_messages(run_of_frames, 0, True, 3)
         with pytest.raises(ValueError):
             _speedups.mask(data, b"abc")
     assert (sys.getrefcount(data), sys.getrefcount(key)) == before
@@ -303,6 +308,7 @@ def test_no_references_or_memory_are_leaked() -> None:
         builder.add(big, key)
         builder.take()
         _speedups.PayloadBuilder(len(big)).add(big[:1000])  # dropped unfinished
+        _speedups.whole_messages(run_of_frames * 20, 0, True, None)
     assert rss() - start < 32 << 20
 
 
@@ -410,3 +416,135 @@ def test_a_text_payload_is_checked_as_it_lands(data: bytes, cuts: list[int]) -> 
         assert results[: len(expected)] == expected
         assert all(not ok for ok in results[len(expected) :])
         assert builder.take() == data
+
+
+# -- runs of small whole messages -------------------------------------------------------------
+
+SIMPLE_FRAMES = st.one_of(
+    st.tuples(st.just("text"), st.text(max_size=300)),
+    st.tuples(st.just("binary"), st.binary(max_size=300)),
+    st.tuples(st.just("large"), st.integers(126, 70000)),  # 16-bit lengths, and one 64-bit
+    st.tuples(st.just("bad-utf8"), st.binary(min_size=1, max_size=20)),
+    st.tuples(st.just("raw"), st.binary(min_size=1, max_size=12)),  # control frames, fragments, junk
+)
+
+
+def frame_bytes(kind: str, value: object, masked: bool) -> bytes:
+    key = KEY if masked else None
+    if kind == "text":
+        assert isinstance(value, str)
+        return raw_frame(0x81, value.encode(), key)
+    if kind == "binary":
+        assert isinstance(value, bytes)
+        return raw_frame(0x82, value, key)
+    if kind == "large":
+        assert isinstance(value, int)
+        return raw_frame(0x82, bytes(value % 251 for value in range(value)), key)
+    if kind == "bad-utf8":
+        assert isinstance(value, bytes)
+        return raw_frame(0x81, b"ok" + value + b"\xff", key)
+    assert isinstance(value, bytes)
+    return value
+
+
+def raw_frame(first: int, payload: bytes, key: bytes | None) -> bytes:
+    length = len(payload)
+    bit = 0x80 if key is not None else 0
+    if length < 126:
+        header = bytes((first, bit | length))
+    elif length < 65536:
+        header = bytes((first, bit | 126)) + length.to_bytes(2, "big")
+    else:
+        header = bytes((first, bit | 127)) + length.to_bytes(8, "big")
+    return header + (key + _pure.mask(payload, key) if key is not None else payload)
+
+
+@given(
+    st.lists(SIMPLE_FRAMES, max_size=8),
+    st.booleans(),
+    st.one_of(st.none(), st.integers(0, 400)),
+    st.integers(0, 40),
+    st.integers(0, 40),
+)
+@settings(max_examples=400)
+def test_whole_messages_twins_agree(
+    frames: list[tuple[str, object]], masked: bool, max_size: int | None, start: int, cut: int
+) -> None:
+    wire = b"".join(frame_bytes(kind, value, masked) for kind, value in frames)
+    wire = wire[: max(0, len(wire) - cut)]
+    start = min(start, len(wire))
+    expected = _pure.whole_messages(wire, start, masked, max_size)
+    if _speedups is not None:
+        assert _speedups.whole_messages(wire, start, masked, max_size) == expected
+        assert _speedups.whole_messages(wire, start, 0x80 if masked else 0, max_size) == expected
+    messages, stop = expected
+    assert start <= stop <= len(wire)
+    if start:
+        return
+    # From the start, the run is the plain messages up to the first frame that is not one.
+    plain: list[object] = []
+    for kind, value in frames:
+        if kind == "large":
+            assert isinstance(value, int)
+            kind, value = ("binary", bytes(n % 251 for n in range(value))) if value < 65536 else ("raw", b"")
+        size = len(value.encode()) if isinstance(value, str) else len(value) if isinstance(value, bytes) else 0
+        if kind not in ("text", "binary") or (max_size is not None and size > max_size):
+            break
+        plain.append(value)
+    assert messages == plain[: len(messages)]
+    if not cut:
+        assert len(messages) == len(plain)  # fewer only where the wire was cut short
+
+
+@pytest.mark.parametrize(
+    ("frame", "why"),
+    [
+        (bytes.fromhex("0100"), "a fragment"),
+        (bytes.fromhex("c100"), "RSV1"),
+        (bytes.fromhex("8900"), "a ping"),
+        (bytes.fromhex("8300"), "a reserved opcode"),
+        (bytes.fromhex("817e0005") + b"hello", "a length not in its shortest form"),
+        (bytes.fromhex("81037a7a"), "an incomplete frame"),
+        (bytes.fromhex("8102c328"), "invalid UTF-8"),
+        (bytes.fromhex("8180") + KEY, "the MASK bit where none is expected"),
+    ],
+)
+def test_whole_messages_stop_at_what_they_do_not_take(impl: ModuleType, frame: bytes, why: str) -> None:
+    before = bytes.fromhex("8102") + b"ok" + bytes.fromhex("8201") + b"\x00"
+    messages, stop = impl.whole_messages(before + frame + before, 0, False, None)
+    assert (messages, stop) == (["ok", b"\x00"], len(before)), why
+
+
+def test_whole_messages_keep_to_max_size_and_refuse_misuse(impl: ModuleType) -> None:
+    wire = bytes.fromhex("8103") + b"abc" + bytes.fromhex("8104") + b"abcd"
+    assert impl.whole_messages(wire, 0, False, 3) == (["abc"], 5)
+    assert impl.whole_messages(wire, 5, False, 4) == (["abcd"], len(wire))
+    assert impl.whole_messages(wire, len(wire), False, None) == ([], len(wire))
+    with pytest.raises(ValueError):
+        impl.whole_messages(wire, len(wire) + 1, False, None)
+    with pytest.raises(ValueError):
+        impl.whole_messages(wire, -1, False, None)
+    with pytest.raises(ValueError):
+        impl.whole_messages(wire, 0, False, -1)
+    with pytest.raises(TypeError):
+        impl.whole_messages("text", 0, False, None)
+
+
+def test_messages_before_a_bad_frame_are_delivered_then_the_close_code() -> None:
+    """Through the connection: the run stops at the bad frame, whose error fails the
+    connection after the messages before it were handed on (as the frame parser did)."""
+    from hybi.sansio import DIALECTS, Options, open_connection
+    from hybi.sansio.events import ConnectionFailed, Role
+
+    good = raw_frame(0x81, b"first", KEY) + raw_frame(0x82, b"second", KEY)
+    for bad, code in (
+        (raw_frame(0x81, b"\xc3\x28", KEY), 1007),
+        (raw_frame(0x82, bytes(50), KEY), 1009),
+        (raw_frame(0x81, b"x" * 5, KEY)[:1] + b"\xfe\x00\x05" + KEY + b"12345", 1002),  # non-minimal length
+        (raw_frame(0xC1, b"x", KEY), 1002),
+    ):
+        connection = open_connection(DIALECTS["13"], Role.SERVER, Options(max_size=40))
+        events = connection.receive_data(good + bad + good)
+        assert events[:2] == ["first", b"second"]
+        assert [getattr(event, "code", None) for event in events[2:]] == [code]
+        assert isinstance(events[2], ConnectionFailed)

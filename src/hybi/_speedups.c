@@ -7,6 +7,7 @@
  *   mask(data, key, offset=0) -> bytes        RFC 6455 section 5.3 XOR, key turned by offset
  *   masked_frame(first, payload, key) -> bytes a whole client frame in one allocation
  *   utf8_check(data, state=0) -> int           incremental UTF-8 validation (RFC 3629)
+ *   whole_messages(data, pos, mask, max_size)  a run of small whole messages, parsed at once
  *   PayloadBuilder(size)                       a large payload unmasked into one buffer,
  *                                              received into in place where the pump can
  *
@@ -297,6 +298,151 @@ speedups_utf8_check(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     PyBuffer_Release(&data);
     return PyLong_FromLong(state);
+}
+
+/* whole_messages(data, pos, expect_mask, max_size) -> (messages, pos): the run of plain
+ * messages at `pos` in RFC 6455 framing (section 5.2), each a whole frame in `data`: FIN
+ * set, no RSV bit, text or binary, the MASK bit as expected, the shortest length encoding,
+ * a payload under 64 KiB and within max_size (None: any), and for text valid UTF-8. They
+ * come back unmasked, text decoded to str; `pos` is where the run stopped. Anything else
+ * (a control frame, a fragment, an incomplete frame, anything wrong) ends the run there,
+ * for the frame-by-frame parser to take, and to refuse with its own error. */
+#define WHOLE_BELOW 65536
+#define STACK_TEXT 2048
+
+static PyObject *
+speedups_whole_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Py_ssize_t pos, max_size = -1;
+    int expect_mask;
+    PyObject *messages, *result;
+
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "whole_messages(data, pos, expect_mask, max_size)");
+        return NULL;
+    }
+    pos = PyLong_AsSsize_t(args[1]);
+    if (pos == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    expect_mask = PyObject_IsTrue(args[2]);
+    if (expect_mask < 0) {
+        return NULL;
+    }
+    if (args[3] != Py_None) {
+        max_size = PyLong_AsSsize_t(args[3]);
+        if (max_size == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (max_size < 0) {
+            PyErr_SetString(PyExc_ValueError, "max_size is not negative");
+            return NULL;
+        }
+    }
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (pos < 0 || pos > view.len) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "pos is outside data");
+        return NULL;
+    }
+    messages = PyList_New(0);
+    if (messages == NULL) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    const unsigned char *data = (const unsigned char *)view.buf;
+    const Py_ssize_t end = view.len;
+    unsigned char stack[STACK_TEXT];
+    while (end - pos >= 2) {
+        unsigned char first = data[pos], second = data[pos + 1];
+        int opcode = first & 0x0F;
+        if ((first & 0xF0) != 0x80 || (opcode != 1 && opcode != 2) || ((second & 0x80) != 0) != expect_mask) {
+            break;
+        }
+        Py_ssize_t length = second & 0x7F, start = pos + 2;
+        if (length == 126) {
+            if (end - start < 2) {
+                break;
+            }
+            length = (data[start] << 8) | data[start + 1];
+            start += 2;
+            if (length < 126) {
+                break;
+            }
+        }
+        else if (length == 127) {
+            break; /* 64 KiB and more: not this run's */
+        }
+        if (max_size >= 0 && length > max_size) {
+            break;
+        }
+        const unsigned char *key = NULL;
+        if (expect_mask) {
+            if (end - start < 4) {
+                break;
+            }
+            key = data + start;
+            start += 4;
+        }
+        if (end - start < length) {
+            break;
+        }
+        const unsigned char *payload = data + start;
+        PyObject *message;
+        if (opcode == 2) {
+            message = PyBytes_FromStringAndSize(NULL, length);
+            if (message == NULL) {
+                goto error;
+            }
+            if (key != NULL) {
+                xor_mask((unsigned char *)PyBytes_AS_STRING(message), payload, length, key);
+            }
+            else {
+                memcpy(PyBytes_AS_STRING(message), payload, (size_t)length);
+            }
+        }
+        else {
+            const unsigned char *text = payload;
+            unsigned char *scratch = NULL;
+            if (key != NULL) {
+                scratch = length <= STACK_TEXT ? stack : (unsigned char *)PyMem_Malloc((size_t)length);
+                if (scratch == NULL) {
+                    PyErr_NoMemory();
+                    goto error;
+                }
+                xor_mask(scratch, payload, length, key);
+                text = scratch;
+            }
+            message = PyUnicode_DecodeUTF8((const char *)text, length, "strict");
+            if (scratch != NULL && scratch != stack) {
+                PyMem_Free(scratch);
+            }
+            if (message == NULL) {
+                if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                    goto error;
+                }
+                PyErr_Clear(); /* invalid text: the frame parser refuses it (1007) */
+                break;
+            }
+        }
+        if (PyList_Append(messages, message) < 0) {
+            Py_DECREF(message);
+            goto error;
+        }
+        Py_DECREF(message);
+        pos = start + length;
+    }
+    PyBuffer_Release(&view);
+    result = Py_BuildValue("(Nn)", messages, pos);
+    return result;
+
+error:
+    PyBuffer_Release(&view);
+    Py_DECREF(messages);
+    return NULL;
 }
 
 /* PayloadBuilder(size): one bytes object of `size`, filled piece by piece (unmasked on the
@@ -657,6 +803,9 @@ static PyMethodDef speedups_methods[] = {
      "mask(data, key, offset=0) -> bytes: data XORed with the 4-byte key, turned by offset."},
     {"masked_frame", (PyCFunction)(void (*)(void))speedups_masked_frame, METH_FASTCALL,
      "masked_frame(first, payload, key) -> bytes: a client frame, masked with key."},
+    {"whole_messages", (PyCFunction)(void (*)(void))speedups_whole_messages, METH_FASTCALL,
+     "whole_messages(data, pos, expect_mask, max_size) -> (messages, pos): the run of plain\n"
+     "whole RFC 6455 messages at pos, unmasked, text decoded."},
     {"release_pool", (PyCFunction)speedups_release_pool, METH_NOARGS,
      "release_pool() -> None: drop the payload buffers kept for reuse."},
     {"utf8_check", (PyCFunction)(void (*)(void))speedups_utf8_check, METH_FASTCALL,

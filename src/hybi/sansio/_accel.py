@@ -13,7 +13,7 @@ from typing import Protocol
 
 from hybi.sansio import _pure
 
-__all__ = ["COMPILED", "Builder", "PayloadBuilder", "mask", "masked_frame", "utf8_check"]
+__all__ = ["COMPILED", "Builder", "PayloadBuilder", "mask", "masked_frame", "utf8_check", "whole_messages"]
 
 
 class Builder(Protocol):
@@ -35,6 +35,7 @@ FORCED_PURE = os.environ.get("HYBI_PURE_PYTHON", "") not in ("", "0")
 mask = _pure.mask
 masked_frame = _pure.masked_frame
 utf8_check = _pure.utf8_check
+whole_messages = _pure.whole_messages
 PayloadBuilder: type[_pure.PayloadBuilder] | type[_speedups.PayloadBuilder] = _pure.PayloadBuilder
 COMPILED = False
 
@@ -47,5 +48,6 @@ if not FORCED_PURE:
         mask = _speedups.mask
         masked_frame = _speedups.masked_frame
         utf8_check = _speedups.utf8_check
+        whole_messages = _speedups.whole_messages
         PayloadBuilder = _speedups.PayloadBuilder
         COMPILED = True

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import codecs
 
-__all__ = ["PayloadBuilder", "mask", "masked_frame", "utf8_check"]
+__all__ = ["PayloadBuilder", "mask", "masked_frame", "utf8_check", "whole_messages"]
 
 
 _CHUNK = 8192
@@ -117,6 +117,65 @@ def utf8_check(data: bytes | bytearray | memoryview, state: int = 0, /) -> int:
         if state < 0:
             return -1
     return state
+
+
+_WHOLE_BELOW = 65536
+
+
+def whole_messages(
+    data: bytes, pos: int, expect_mask: bool | int, max_size: int | None, /
+) -> tuple[list[str | bytes], int]:
+    """The run of plain messages at `pos` in RFC 6455 framing (section 5.2), each a whole
+    frame in `data`: FIN set, no RSV bit, text or binary, the MASK bit as expected, the
+    shortest length encoding, a payload under 64 KiB and within `max_size` (None: any), and
+    for text valid UTF-8. They come back unmasked, text decoded; with the position where
+    the run stopped. Anything else ends the run there, for the frame-by-frame parser."""
+    if max_size is not None and max_size < 0:
+        raise ValueError("max_size is not negative")
+    end = len(data)
+    if not 0 <= pos <= end:
+        raise ValueError("pos is outside data")
+    mask_bit = 0x80 if expect_mask else 0
+    messages: list[str | bytes] = []
+    while end - pos >= 2:
+        first = data[pos]
+        second = data[pos + 1]
+        if first & 0xF0 != 0x80 or not 1 <= first & 0x0F <= 2 or second & 0x80 != mask_bit:
+            break
+        length = second & 0x7F
+        start = pos + 2
+        if length == 126:
+            if end - start < 2:
+                break
+            length = data[start] << 8 | data[start + 1]
+            start += 2
+            if length < 126:
+                break
+        elif length == 127:
+            break
+        if max_size is not None and length > max_size:
+            break
+        if mask_bit:
+            if end - start < 4:
+                break
+            key = data[start : start + 4]
+            start += 4
+            if end - start < length:
+                break
+            payload = mask(data[start : start + length], key) if length else b""
+        else:
+            if end - start < length:
+                break
+            payload = data[start : start + length]
+        if first & 0x0F == 1:
+            try:
+                messages.append(payload.decode("utf-8"))
+            except UnicodeDecodeError:
+                break
+        else:
+            messages.append(payload)
+        pos = start + length
+    return messages, pos
 
 
 class PayloadBuilder:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hybi.exceptions import InvalidUTF8, MessageTooBig, ProtocolError
+from hybi.sansio._accel import whole_messages
 from hybi.sansio.events import Event
 from hybi.sansio.frames import OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_TEXT
 
@@ -80,6 +81,17 @@ class MessageAssembler:
     @property
     def receiving_fragmented(self) -> bool:
         return bool(self._message_opcode)
+
+    def take_whole_messages(self, data: bytes, pos: int, expect_mask: int) -> int:
+        """Take the run of plain whole messages at `pos` of RFC 6455 frames in one call
+        (`whole_messages`: the common case of small messages, parsed without a call per
+        frame); return where the run stopped, for the codec to go on frame by frame."""
+        if self._message_opcode:
+            return pos
+        messages, pos = whole_messages(data, pos, expect_mask, self._max_size)
+        if messages:
+            self.events += messages
+        return pos
 
     def frame(  # noqa: PLR0917 - positional: called once per frame on the hot path
         self, opcode: int, fin: bool, rsv: int, length: int, payload: bytes, first: bool, last: bool

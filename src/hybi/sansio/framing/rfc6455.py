@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from hybi.exceptions import ProtocolError
+from hybi.sansio.assembler import MessageAssembler
 from hybi.sansio.events import Role
 from hybi.sansio.frames import OP_BINARY, OP_PONG, apply_mask, masked_frame, unmasked_frame, unmasked_header
 from hybi.sansio.framing import FrameSink
@@ -52,7 +53,14 @@ class RFC6455Codec(PayloadStream):
     def _parse(self, data: bytes, pos: int, sink: FrameSink) -> None:
         end = len(data)
         expect_mask = self._expect_mask
+        # Straight to the assembler (no extension between): runs of small whole messages
+        # are parsed in one call; the loop below takes every other frame.
+        take_whole = sink.take_whole_messages if type(sink) is MessageAssembler else None
         while end - pos >= 2:
+            if take_whole is not None:
+                pos = take_whole(data, pos, expect_mask)
+                if end - pos < 2:
+                    break
             first = data[pos]
             second = data[pos + 1]
             if second & 0x80 != expect_mask:
