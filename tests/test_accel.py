@@ -548,3 +548,105 @@ def test_messages_before_a_bad_frame_are_delivered_then_the_close_code() -> None
         assert events[:2] == ["first", b"second"]
         assert [getattr(event, "code", None) for event in events[2:]] == [code]
         assert isinstance(events[2], ConnectionFailed)
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from([4, 5, 0, 1, 2, 3, 9]), st.booleans(), st.binary(max_size=300)), max_size=6),
+    st.booleans(),
+    st.booleans(),
+    st.one_of(st.none(), st.integers(0, 300)),
+    st.integers(0, 20),
+    st.binary(max_size=3),
+)
+@settings(max_examples=400)
+def test_whole_interim_messages_twins_agree_with_the_frame_parser(
+    frames: list[tuple[int, bool, bytes]],
+    more_bit: bool,
+    prefix_mask: bool,
+    max_size: int | None,
+    cut: int,
+    junk: bytes,
+) -> None:
+    """hybi-01..06 framing: the twins agree with each other, and their run is exactly the
+    plain whole messages the frame-by-frame parser finds before anything else."""
+    from hybi.sansio.framing.interim import build_interim_frame
+
+    key = KEY if prefix_mask else None
+    wire = b"".join(
+        build_interim_frame(
+            opcode, payload if opcode != 4 else payload.hex().encode(), more_bit=more_bit, fin=fin, key=key
+        )
+        for opcode, fin, payload in frames
+    )
+    wire = wire[: max(0, len(wire) - cut)] + junk
+    expected = _pure.whole_interim_messages(wire, 0, more_bit, prefix_mask, max_size)
+    if _speedups is not None:
+        assert _speedups.whole_interim_messages(wire, 0, more_bit, prefix_mask, max_size) == expected
+    messages, stop = expected
+    assert 0 <= stop <= len(wire)
+    if cut or junk:
+        return  # a frame cut and followed by junk may still parse: only the twins must agree
+    plain: list[object] = []
+    for opcode, fin, payload in frames:
+        size = len(payload) * 2 if opcode == 4 else len(payload)
+        if opcode not in (4, 5) or not fin or size >= 65536 or (max_size is not None and size > max_size):
+            break
+        plain.append(payload.hex() if opcode == 4 else payload)
+    assert messages == plain
+
+
+@given(
+    st.lists(
+        st.one_of(st.text(max_size=100).map(lambda t: b"\x00" + t.encode() + b"\xff"), st.binary(max_size=6)),
+        max_size=6,
+    ),
+    st.one_of(st.none(), st.integers(0, 200)),
+)
+@settings(max_examples=400)
+def test_whole_sentinel_messages_twins_agree(pieces: list[bytes], max_size: int | None) -> None:
+    wire = b"".join(pieces)
+    expected = _pure.whole_sentinel_messages(wire, 0, max_size)
+    if _speedups is not None:
+        assert _speedups.whole_sentinel_messages(wire, 0, max_size) == expected
+    messages, stop = expected
+    assert all(isinstance(message, str) for message in messages)
+    assert stop == sum(len(message.encode()) + 2 for message in messages)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("version", ["6", "5", "hybi-02", "hixie-76", "hixie-75"])
+def test_old_dialects_deliver_the_messages_before_a_bad_frame_then_fail(version: str) -> None:
+    """Through the connection: a run of messages, then a frame the run does not take (too
+    large, or invalid text): the messages come first, then the failure, as frame by frame."""
+    from hybi.sansio import DIALECTS, Options, open_connection
+    from hybi.sansio.events import Role
+
+    client = open_connection(DIALECTS[version], Role.CLIENT, Options(max_size=None))
+    client.send_text("first")
+    client.send_text("second")
+    client.send_text("x" * 50)  # above the server's limit below
+    wire = client.data_to_send()
+    server = open_connection(DIALECTS[version], Role.SERVER, Options(max_size=40))
+    events = server.receive_data(wire)
+    assert events[:2] == ["first", "second"]
+    assert [type(event).__name__ for event in events[2:]] == ["ConnectionFailed"]
+    assert events[2].code == 1009  # type: ignore[attr-defined]
+    server = open_connection(DIALECTS[version], Role.SERVER, Options(max_size=None))
+    received = []
+    for piece in (wire[:3], wire[3:9], wire[9:20], wire[20:]):  # frames cut anywhere: the same messages
+        received += server.receive_data(piece)
+    assert received == ["first", "second", "x" * 50]
+
+
+def test_whole_interim_and_sentinel_runs_refuse_misuse(impl: ModuleType) -> None:
+    for call in (
+        lambda: impl.whole_interim_messages(b"", 1, False, False, None),
+        lambda: impl.whole_interim_messages(b"", 0, False, False, -1),
+        lambda: impl.whole_sentinel_messages(b"", 1, None),
+        lambda: impl.whole_sentinel_messages(b"", 0, -1),
+    ):
+        with pytest.raises(ValueError):
+            call()
+    assert impl.whole_sentinel_messages(b"\x00\xc3\x28\xff", 0, None) == ([], 0)
+    assert impl.whole_sentinel_messages(b"\x00abc", 0, None) == ([], 0)
+    assert impl.whole_sentinel_messages(b"\x00abc\xff\xff\x00", 0, 2) == ([], 0)
+    assert impl.whole_sentinel_messages(b"\x00ab\xff\xff\x00", 0, 2) == (["ab"], 4)

@@ -8,6 +8,7 @@
  *   masked_frame(first, payload, key) -> bytes a whole client frame in one allocation
  *   utf8_check(data, state=0) -> int           incremental UTF-8 validation (RFC 3629)
  *   whole_messages(data, pos, mask, max_size)  a run of small whole messages, parsed at once
+ *   whole_interim_messages, whole_sentinel_messages  the same for hybi-01..06 and hixie
  *   PayloadBuilder(size)                       a large payload unmasked into one buffer,
  *                                              received into in place where the pump can
  *
@@ -445,6 +446,233 @@ error:
     return NULL;
 }
 
+/* Shared by the runs below: the argument list's max_size (None: any) as -1 or a count. */
+static int
+get_max_size(PyObject *arg, Py_ssize_t *max_size)
+{
+    *max_size = -1;
+    if (arg == Py_None) {
+        return 0;
+    }
+    *max_size = PyLong_AsSsize_t(arg);
+    if (*max_size == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (*max_size < 0) {
+        PyErr_SetString(PyExc_ValueError, "max_size is not negative");
+        return -1;
+    }
+    return 0;
+}
+
+/* One message of `length` bytes at `payload`, unmasked with `key` (turned by `offset`) when
+ * there is one, text decoded: a new reference, or NULL with no error set for invalid text
+ * (the run ends there), or NULL with an error. */
+static PyObject *
+run_message(const unsigned char *payload, Py_ssize_t length, const unsigned char *key, Py_ssize_t offset, int text)
+{
+    unsigned char k[4];
+    if (key != NULL) {
+        for (int j = 0; j < 4; j++) {
+            k[j] = key[(j + offset) & 3];
+        }
+    }
+    if (!text) {
+        PyObject *message = PyBytes_FromStringAndSize(NULL, length);
+        if (message == NULL) {
+            return NULL;
+        }
+        if (key != NULL) {
+            xor_mask((unsigned char *)PyBytes_AS_STRING(message), payload, length, k);
+        }
+        else {
+            memcpy(PyBytes_AS_STRING(message), payload, (size_t)length);
+        }
+        return message;
+    }
+    unsigned char stack[STACK_TEXT];
+    unsigned char *scratch = NULL;
+    if (key != NULL) {
+        scratch = length <= STACK_TEXT ? stack : (unsigned char *)PyMem_Malloc((size_t)length);
+        if (scratch == NULL) {
+            return PyErr_NoMemory();
+        }
+        xor_mask(scratch, payload, length, k);
+        payload = scratch;
+    }
+    PyObject *message = PyUnicode_DecodeUTF8((const char *)payload, length, "strict");
+    if (scratch != NULL && scratch != stack) {
+        PyMem_Free(scratch);
+    }
+    if (message == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+        PyErr_Clear();
+    }
+    return message;
+}
+
+/* whole_interim_messages(data, pos, more_bit, prefix_mask, max_size) -> (messages, pos):
+ * as whole_messages, in the framing of the drafts hybi-01 to -06: opcodes 4 (text) and 5
+ * (binary); a final frame has 0x80 clear where `more_bit` (01-03), set otherwise (04 on);
+ * with `prefix_mask` (a server of 05-06) a 4-byte key comes first and masks the header and
+ * the payload after it. */
+static PyObject *
+speedups_whole_interim_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Py_ssize_t pos, max_size;
+    int more_bit, prefix_mask;
+
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "whole_interim_messages(data, pos, more_bit, prefix_mask, max_size)");
+        return NULL;
+    }
+    pos = PyLong_AsSsize_t(args[1]);
+    if (pos == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if ((more_bit = PyObject_IsTrue(args[2])) < 0 || (prefix_mask = PyObject_IsTrue(args[3])) < 0
+        || get_max_size(args[4], &max_size) < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (pos < 0 || pos > view.len) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "pos is outside data");
+        return NULL;
+    }
+    PyObject *messages = PyList_New(0);
+    if (messages == NULL) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    const unsigned char *data = (const unsigned char *)view.buf;
+    const Py_ssize_t end = view.len;
+    while (1) {
+        const unsigned char *key = NULL;
+        Py_ssize_t start = pos;
+        if (prefix_mask) {
+            if (end - pos < 6) {
+                break;
+            }
+            key = data + pos;
+            start = pos + 4;
+        }
+        else if (end - pos < 2) {
+            break;
+        }
+        unsigned char first = data[start] ^ (key ? key[0] : 0);
+        unsigned char second = data[start + 1] ^ (key ? key[1] : 0);
+        int opcode = first & 0x0F;
+        int final = more_bit ? !(first & 0x80) : (first & 0x80) != 0;
+        if ((first & 0x70) || (second & 0x80) || (opcode != 4 && opcode != 5) || !final) {
+            break;
+        }
+        Py_ssize_t length = second & 0x7F, header = 2;
+        if (length == 127) {
+            break;
+        }
+        if (length == 126) {
+            if (end - start < 4) {
+                break;
+            }
+            length = ((data[start + 2] ^ (key ? key[2] : 0)) << 8) | (data[start + 3] ^ (key ? key[3] : 0));
+            header = 4;
+        }
+        if (max_size >= 0 && length > max_size) {
+            break;
+        }
+        if (end - start - header < length) {
+            break;
+        }
+        PyObject *message = run_message(data + start + header, length, key, header, opcode == 4);
+        if (message == NULL) {
+            if (PyErr_Occurred()) {
+                goto error;
+            }
+            break;
+        }
+        if (PyList_Append(messages, message) < 0) {
+            Py_DECREF(message);
+            goto error;
+        }
+        Py_DECREF(message);
+        pos = start + header + length;
+    }
+    PyBuffer_Release(&view);
+    return Py_BuildValue("(Nn)", messages, pos);
+
+error:
+    PyBuffer_Release(&view);
+    Py_DECREF(messages);
+    return NULL;
+}
+
+/* whole_sentinel_messages(data, pos, max_size) -> (messages, pos): the run of whole hixie
+ * text frames (0x00, UTF-8, 0xFF) at `pos`, decoded; it ends at anything else: another frame
+ * type, a frame whose 0xFF has not come, invalid text, or text above max_size. */
+static PyObject *
+speedups_whole_sentinel_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Py_ssize_t pos, max_size;
+
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "whole_sentinel_messages(data, pos, max_size)");
+        return NULL;
+    }
+    pos = PyLong_AsSsize_t(args[1]);
+    if ((pos == -1 && PyErr_Occurred()) || get_max_size(args[2], &max_size) < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (pos < 0 || pos > view.len) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "pos is outside data");
+        return NULL;
+    }
+    PyObject *messages = PyList_New(0);
+    if (messages == NULL) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    const unsigned char *data = (const unsigned char *)view.buf;
+    const Py_ssize_t end = view.len;
+    while (end - pos >= 2 && data[pos] == 0x00) {
+        const unsigned char *close = memchr(data + pos + 1, 0xFF, (size_t)(end - pos - 1));
+        if (close == NULL) {
+            break;
+        }
+        Py_ssize_t length = close - (data + pos + 1);
+        if (max_size >= 0 && length > max_size) {
+            break;
+        }
+        PyObject *message = run_message(data + pos + 1, length, NULL, 0, 1);
+        if (message == NULL) {
+            if (PyErr_Occurred()) {
+                goto error;
+            }
+            break;
+        }
+        if (PyList_Append(messages, message) < 0) {
+            Py_DECREF(message);
+            goto error;
+        }
+        Py_DECREF(message);
+        pos += length + 2;
+    }
+    PyBuffer_Release(&view);
+    return Py_BuildValue("(Nn)", messages, pos);
+
+error:
+    PyBuffer_Release(&view);
+    Py_DECREF(messages);
+    return NULL;
+}
+
 /* PayloadBuilder(size): one bytes object of `size`, filled piece by piece (unmasked on the
  * way in) and handed out whole by take(). It is never seen by Python before it is full:
  * window() lends the part still missing as a writable memoryview of the builder (not of
@@ -806,6 +1034,12 @@ static PyMethodDef speedups_methods[] = {
     {"whole_messages", (PyCFunction)(void (*)(void))speedups_whole_messages, METH_FASTCALL,
      "whole_messages(data, pos, expect_mask, max_size) -> (messages, pos): the run of plain\n"
      "whole RFC 6455 messages at pos, unmasked, text decoded."},
+    {"whole_interim_messages", (PyCFunction)(void (*)(void))speedups_whole_interim_messages, METH_FASTCALL,
+     "whole_interim_messages(data, pos, more_bit, prefix_mask, max_size) -> (messages, pos):\n"
+     "as whole_messages, in the framing of the drafts hybi-01 to -06."},
+    {"whole_sentinel_messages", (PyCFunction)(void (*)(void))speedups_whole_sentinel_messages, METH_FASTCALL,
+     "whole_sentinel_messages(data, pos, max_size) -> (messages, pos): the run of whole hixie\n"
+     "text frames at pos, decoded."},
     {"release_pool", (PyCFunction)speedups_release_pool, METH_NOARGS,
      "release_pool() -> None: drop the payload buffers kept for reuse."},
     {"utf8_check", (PyCFunction)(void (*)(void))speedups_utf8_check, METH_FASTCALL,

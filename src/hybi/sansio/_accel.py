@@ -13,7 +13,17 @@ from typing import Protocol
 
 from hybi.sansio import _pure
 
-__all__ = ["COMPILED", "Builder", "PayloadBuilder", "mask", "masked_frame", "utf8_check", "whole_messages"]
+__all__ = [
+    "COMPILED",
+    "Builder",
+    "PayloadBuilder",
+    "mask",
+    "masked_frame",
+    "utf8_check",
+    "whole_interim_messages",
+    "whole_messages",
+    "whole_sentinel_messages",
+]
 
 
 class Builder(Protocol):
@@ -36,6 +46,8 @@ mask = _pure.mask
 masked_frame = _pure.masked_frame
 utf8_check = _pure.utf8_check
 whole_messages = _pure.whole_messages
+whole_interim_messages = _pure.whole_interim_messages
+whole_sentinel_messages = _pure.whole_sentinel_messages
 PayloadBuilder: type[_pure.PayloadBuilder] | type[_speedups.PayloadBuilder] = _pure.PayloadBuilder
 COMPILED = False
 
@@ -49,5 +61,7 @@ if not FORCED_PURE:
         masked_frame = _speedups.masked_frame
         utf8_check = _speedups.utf8_check
         whole_messages = _speedups.whole_messages
+        whole_interim_messages = _speedups.whole_interim_messages
+        whole_sentinel_messages = _speedups.whole_sentinel_messages
         PayloadBuilder = _speedups.PayloadBuilder
         COMPILED = True

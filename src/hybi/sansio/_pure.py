@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import codecs
 
-__all__ = ["PayloadBuilder", "mask", "masked_frame", "utf8_check", "whole_messages"]
+__all__ = [
+    "PayloadBuilder",
+    "mask",
+    "masked_frame",
+    "utf8_check",
+    "whole_interim_messages",
+    "whole_messages",
+    "whole_sentinel_messages",
+]
 
 
 _CHUNK = 8192
@@ -175,6 +183,84 @@ def whole_messages(
         else:
             messages.append(payload)
         pos = start + length
+    return messages, pos
+
+
+def whole_interim_messages(
+    data: bytes, pos: int, more_bit: bool, prefix_mask: bool, max_size: int | None, /
+) -> tuple[list[str | bytes], int]:
+    """As `whole_messages`, in the framing of the drafts hybi-01 to -06: opcodes 4 (text)
+    and 5 (binary); a final frame has 0x80 clear with `more_bit` (01-03), set otherwise;
+    with `prefix_mask` (a server of 05-06) a 4-byte key comes first and masks the header
+    and the payload after it."""
+    if max_size is not None and max_size < 0:
+        raise ValueError("max_size is not negative")
+    end = len(data)
+    if not 0 <= pos <= end:
+        raise ValueError("pos is outside data")
+    final_bit = 0 if more_bit else 0x80
+    messages: list[str | bytes] = []
+    while True:
+        key = b"\x00\x00\x00\x00"
+        start = pos
+        if prefix_mask:
+            if end - pos < 6:
+                break
+            key = data[pos : pos + 4]
+            start = pos + 4
+        elif end - pos < 2:
+            break
+        first = data[start] ^ key[0]
+        second = data[start + 1] ^ key[1]
+        opcode = first & 0x0F
+        if first & 0x70 or second & 0x80 or not 4 <= opcode <= 5 or first & 0x80 != final_bit:
+            break
+        length = second & 0x7F
+        header = 2
+        if length == 127:
+            break
+        if length == 126:
+            if end - start < 4:
+                break
+            length = (data[start + 2] ^ key[2]) << 8 | (data[start + 3] ^ key[3])
+            header = 4
+        if max_size is not None and length > max_size:
+            break
+        if end - start - header < length:
+            break
+        payload = data[start + header : start + header + length]
+        if prefix_mask and length:
+            payload = mask(payload, key, header)
+        if opcode == 4:
+            try:
+                messages.append(payload.decode("utf-8"))
+            except UnicodeDecodeError:
+                break
+        else:
+            messages.append(payload)
+        pos = start + header + length
+    return messages, pos
+
+
+def whole_sentinel_messages(data: bytes, pos: int, max_size: int | None, /) -> tuple[list[str | bytes], int]:
+    """The run of whole hixie text frames (0x00, UTF-8, 0xFF) at `pos`, decoded; it ends at
+    anything else: another frame type, a frame whose 0xFF has not come, invalid text, or
+    text above `max_size`."""
+    if max_size is not None and max_size < 0:
+        raise ValueError("max_size is not negative")
+    end = len(data)
+    if not 0 <= pos <= end:
+        raise ValueError("pos is outside data")
+    messages: list[str | bytes] = []
+    while end - pos >= 2 and data[pos] == 0x00:
+        close = data.find(b"\xff", pos + 1)
+        if close < 0 or (max_size is not None and close - pos - 1 > max_size):
+            break
+        try:
+            messages.append(data[pos + 1 : close].decode("utf-8"))
+        except UnicodeDecodeError:
+            break
+        pos = close + 1
     return messages, pos
 
 

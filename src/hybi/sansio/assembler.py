@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import Any
 
 from hybi.exceptions import InvalidUTF8, MessageTooBig, ProtocolError
-from hybi.sansio._accel import whole_messages
 from hybi.sansio.events import Event
 from hybi.sansio.frames import OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_TEXT
 
@@ -82,13 +81,16 @@ class MessageAssembler:
     def receiving_fragmented(self) -> bool:
         return bool(self._message_opcode)
 
-    def take_whole_messages(self, data: bytes, pos: int, expect_mask: int) -> int:
-        """Take the run of plain whole messages at `pos` of RFC 6455 frames in one call
-        (`whole_messages`: the common case of small messages, parsed without a call per
-        frame); return where the run stopped, for the codec to go on frame by frame."""
+    def take_whole_messages(
+        self, parse: Callable[..., tuple[list[str | bytes], int]], data: bytes, pos: int, *layout: object
+    ) -> int:
+        """Take the run of plain whole messages at `pos` in one call to `parse` (a codec's
+        `whole_*_messages` of hybi.sansio._accel, given `layout` and the size limit): the
+        common case of small messages, without a call per frame. Return where the run
+        stopped, for the codec to go on frame by frame."""
         if self._message_opcode:
             return pos
-        messages, pos = whole_messages(data, pos, expect_mask, self._max_size)
+        messages, pos = parse(data, pos, *layout, self._max_size)
         if messages:
             self.events += messages
         return pos

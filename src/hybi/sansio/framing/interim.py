@@ -19,6 +19,8 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from hybi.exceptions import ProtocolError
+from hybi.sansio._accel import whole_interim_messages
+from hybi.sansio.assembler import MessageAssembler
 from hybi.sansio.events import Role
 from hybi.sansio.frames import OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT, apply_mask
 from hybi.sansio.framing import FrameSink
@@ -75,7 +77,13 @@ class InterimCodec(PayloadStream):
         mask_in = self._mask_in
         more_bit = self._more_bit
         from_wire = _FROM_WIRE
+        # Straight to the assembler: runs of small whole messages are parsed in one call.
+        take_whole = sink.take_whole_messages if type(sink) is MessageAssembler else None
         while pos < end:
+            if take_whole is not None:
+                pos = take_whole(whole_interim_messages, data, pos, more_bit, mask_in)
+                if pos >= end:
+                    break
             # The header's bytes are read (and, in -05/-06, unmasked) one by one where they lie:
             # no slice or mask call per frame.
             key: bytes | None = None

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from hybi.exceptions import ProtocolError
+from hybi.sansio._accel import whole_messages
 from hybi.sansio.assembler import MessageAssembler
 from hybi.sansio.events import Role
 from hybi.sansio.frames import OP_BINARY, OP_PONG, apply_mask, masked_frame, unmasked_frame, unmasked_header
@@ -58,7 +59,7 @@ class RFC6455Codec(PayloadStream):
         take_whole = sink.take_whole_messages if type(sink) is MessageAssembler else None
         while end - pos >= 2:
             if take_whole is not None:
-                pos = take_whole(data, pos, expect_mask)
+                pos = take_whole(whole_messages, data, pos, expect_mask)
                 if end - pos < 2:
                     break
             first = data[pos]

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from hybi.exceptions import MessageTooBig, ProtocolError
+from hybi.sansio._accel import whole_sentinel_messages
+from hybi.sansio.assembler import MessageAssembler
 from hybi.sansio.events import Role
 from hybi.sansio.frames import OP_CLOSE, OP_TEXT
 from hybi.sansio.framing import FrameSink
@@ -69,7 +71,13 @@ class SentinelCodec:
             self._skip -= pos
         if self._in_text and pos < end:
             pos = self._text(data, pos, False, sink)
+        # Straight to the assembler: runs of whole text frames are parsed in one call.
+        take_whole = sink.take_whole_messages if type(sink) is MessageAssembler and not self._skip else None
         while pos < end:
+            if take_whole is not None:
+                pos = take_whole(whole_sentinel_messages, data, pos)
+                if pos >= end:
+                    break
             frame_type = data[pos]
             if not frame_type & 0x80:
                 # The drafts read other text-range types up to 0xFF and discard them. No client
