@@ -185,6 +185,14 @@ class _Deflater:
 
     def deflate(self, payload: bytes, end: bool) -> bytes:
         """Deflate with a sync flush; at the end of a message or frame, without the tail."""
+        if end and not payload:
+            # Nothing to add after the last sync flush: an empty stored block's first byte
+            # (RFC 7692 section 7.2.3.6), which is what zlib makes of it. ISA-L would make an
+            # empty Huffman block first, which inflates to nothing just the same but which
+            # Netty refuses ("cannot read uncompressed buffer").
+            if self._reset:
+                self._zlib = None
+            return b"\x00"
         deflater = self._zlib
         if deflater is None:
             if FAST_DEFLATE and self._level in FAST_LEVELS:
