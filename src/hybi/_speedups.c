@@ -301,69 +301,155 @@ speedups_utf8_check(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromLong(state);
 }
 
-/* whole_messages(data, pos, expect_mask, max_size) -> (messages, pos): the run of plain
- * messages at `pos` in RFC 6455 framing (section 5.2), each a whole frame in `data`: FIN
- * set, no RSV bit, text or binary, the MASK bit as expected, the shortest length encoding,
- * a payload under 64 KiB and within max_size (None: any), and for text valid UTF-8. They
- * come back unmasked, text decoded to str; `pos` is where the run stopped. Anything else
- * (a control frame, a fragment, an incomplete frame, anything wrong) ends the run there,
- * for the frame-by-frame parser to take, and to refuse with its own error. */
-#define WHOLE_BELOW 65536
+/* Runs of small whole messages: each codec's whole_*_messages(data, pos, ..., max_size)
+ * returns (messages, pos), the plain whole messages at `pos` (unmasked, text decoded to
+ * str) and where the run stopped. A run ends at the first frame that is anything else (a
+ * control frame, a fragment, an incomplete frame, 64 KiB or more, above max_size, invalid
+ * text, anything wrong), for the codec's frame-by-frame parser to take, and to refuse with
+ * its own error. */
 #define STACK_TEXT 2048
 
+typedef struct {
+    Py_buffer view;
+    Py_ssize_t pos;
+    Py_ssize_t max_size; /* -1: any */
+    PyObject *messages;
+} Run;
+
+/* Parse the arguments every run shares: data, pos and max_size (None: any). */
+static int
+run_open(Run *run, PyObject *data, PyObject *pos, PyObject *max_size)
+{
+    run->pos = PyLong_AsSsize_t(pos);
+    if (run->pos == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    run->max_size = -1;
+    if (max_size != Py_None) {
+        run->max_size = PyLong_AsSsize_t(max_size);
+        if (run->max_size == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (run->max_size < 0) {
+            PyErr_SetString(PyExc_ValueError, "max_size is not negative");
+            return -1;
+        }
+    }
+    if (PyObject_GetBuffer(data, &run->view, PyBUF_SIMPLE) < 0) {
+        return -1;
+    }
+    if (run->pos < 0 || run->pos > run->view.len) {
+        PyBuffer_Release(&run->view);
+        PyErr_SetString(PyExc_ValueError, "pos is outside data");
+        return -1;
+    }
+    run->messages = PyList_New(0);
+    if (run->messages == NULL) {
+        PyBuffer_Release(&run->view);
+        return -1;
+    }
+    return 0;
+}
+
+/* Add the message of `length` bytes at `payload` (unmasked with `key` turned by `offset`
+ * when there is one; text decoded) and move pos to `next`: 1 when added, 0 when the text is
+ * invalid (the run ends before it), -1 on an error. */
+static int
+run_add(Run *run, const unsigned char *payload, Py_ssize_t length, const unsigned char *key, Py_ssize_t offset,
+        int text, Py_ssize_t next)
+{
+    unsigned char k[4];
+    PyObject *message;
+    if (key != NULL) {
+        for (int j = 0; j < 4; j++) {
+            k[j] = key[(j + offset) & 3];
+        }
+    }
+    if (!text) {
+        message = PyBytes_FromStringAndSize(NULL, length);
+        if (message == NULL) {
+            return -1;
+        }
+        if (key != NULL) {
+            xor_mask((unsigned char *)PyBytes_AS_STRING(message), payload, length, k);
+        }
+        else {
+            memcpy(PyBytes_AS_STRING(message), payload, (size_t)length);
+        }
+    }
+    else {
+        unsigned char stack[STACK_TEXT];
+        unsigned char *scratch = NULL;
+        if (key != NULL) {
+            scratch = length <= STACK_TEXT ? stack : (unsigned char *)PyMem_Malloc((size_t)length);
+            if (scratch == NULL) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            xor_mask(scratch, payload, length, k);
+            payload = scratch;
+        }
+        message = PyUnicode_DecodeUTF8((const char *)payload, length, "strict");
+        if (scratch != NULL && scratch != stack) {
+            PyMem_Free(scratch);
+        }
+        if (message == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                return -1;
+            }
+            PyErr_Clear();
+            return 0;
+        }
+    }
+    int failed = PyList_Append(run->messages, message);
+    Py_DECREF(message);
+    if (failed) {
+        return -1;
+    }
+    run->pos = next;
+    return 1;
+}
+
+/* The result, (messages, pos), or NULL after an error; the buffer is released either way. */
+static PyObject *
+run_close(Run *run, int failed)
+{
+    PyBuffer_Release(&run->view);
+    if (failed) {
+        Py_DECREF(run->messages);
+        return NULL;
+    }
+    return Py_BuildValue("(Nn)", run->messages, run->pos);
+}
+
+/* whole_messages(data, pos, expect_mask, max_size): RFC 6455 framing (section 5.2): FIN
+ * set, no RSV bit, text or binary, the MASK bit as expected, the shortest length encoding. */
 static PyObject *
 speedups_whole_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    Py_buffer view;
-    Py_ssize_t pos, max_size = -1;
-    int expect_mask;
-    PyObject *messages, *result;
+    Run run;
+    int expect_mask, added = 1;
 
     if (nargs != 4) {
         PyErr_SetString(PyExc_TypeError, "whole_messages(data, pos, expect_mask, max_size)");
         return NULL;
     }
-    pos = PyLong_AsSsize_t(args[1]);
-    if (pos == -1 && PyErr_Occurred()) {
+    if ((expect_mask = PyObject_IsTrue(args[2])) < 0 || run_open(&run, args[0], args[1], args[3]) < 0) {
         return NULL;
     }
-    expect_mask = PyObject_IsTrue(args[2]);
-    if (expect_mask < 0) {
-        return NULL;
-    }
-    if (args[3] != Py_None) {
-        max_size = PyLong_AsSsize_t(args[3]);
-        if (max_size == -1 && PyErr_Occurred()) {
-            return NULL;
-        }
-        if (max_size < 0) {
-            PyErr_SetString(PyExc_ValueError, "max_size is not negative");
-            return NULL;
-        }
-    }
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
-        return NULL;
-    }
-    if (pos < 0 || pos > view.len) {
-        PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_ValueError, "pos is outside data");
-        return NULL;
-    }
-    messages = PyList_New(0);
-    if (messages == NULL) {
-        PyBuffer_Release(&view);
-        return NULL;
-    }
-    const unsigned char *data = (const unsigned char *)view.buf;
-    const Py_ssize_t end = view.len;
-    unsigned char stack[STACK_TEXT];
-    while (end - pos >= 2) {
+    const unsigned char *data = (const unsigned char *)run.view.buf;
+    const Py_ssize_t end = run.view.len;
+    while (added > 0 && end - run.pos >= 2) {
+        Py_ssize_t pos = run.pos;
         unsigned char first = data[pos], second = data[pos + 1];
         int opcode = first & 0x0F;
         if ((first & 0xF0) != 0x80 || (opcode != 1 && opcode != 2) || ((second & 0x80) != 0) != expect_mask) {
             break;
         }
         Py_ssize_t length = second & 0x7F, start = pos + 2;
+        if (length == 127) {
+            break; /* 64 KiB and more */
+        }
         if (length == 126) {
             if (end - start < 2) {
                 break;
@@ -374,12 +460,6 @@ speedups_whole_messages(PyObject *module, PyObject *const *args, Py_ssize_t narg
                 break;
             }
         }
-        else if (length == 127) {
-            break; /* 64 KiB and more: not this run's */
-        }
-        if (max_size >= 0 && length > max_size) {
-            break;
-        }
         const unsigned char *key = NULL;
         if (expect_mask) {
             if (end - start < 4) {
@@ -388,182 +468,49 @@ speedups_whole_messages(PyObject *module, PyObject *const *args, Py_ssize_t narg
             key = data + start;
             start += 4;
         }
-        if (end - start < length) {
+        if ((run.max_size >= 0 && length > run.max_size) || end - start < length) {
             break;
         }
-        const unsigned char *payload = data + start;
-        PyObject *message;
-        if (opcode == 2) {
-            message = PyBytes_FromStringAndSize(NULL, length);
-            if (message == NULL) {
-                goto error;
-            }
-            if (key != NULL) {
-                xor_mask((unsigned char *)PyBytes_AS_STRING(message), payload, length, key);
-            }
-            else {
-                memcpy(PyBytes_AS_STRING(message), payload, (size_t)length);
-            }
-        }
-        else {
-            const unsigned char *text = payload;
-            unsigned char *scratch = NULL;
-            if (key != NULL) {
-                scratch = length <= STACK_TEXT ? stack : (unsigned char *)PyMem_Malloc((size_t)length);
-                if (scratch == NULL) {
-                    PyErr_NoMemory();
-                    goto error;
-                }
-                xor_mask(scratch, payload, length, key);
-                text = scratch;
-            }
-            message = PyUnicode_DecodeUTF8((const char *)text, length, "strict");
-            if (scratch != NULL && scratch != stack) {
-                PyMem_Free(scratch);
-            }
-            if (message == NULL) {
-                if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
-                    goto error;
-                }
-                PyErr_Clear(); /* invalid text: the frame parser refuses it (1007) */
-                break;
-            }
-        }
-        if (PyList_Append(messages, message) < 0) {
-            Py_DECREF(message);
-            goto error;
-        }
-        Py_DECREF(message);
-        pos = start + length;
+        added = run_add(&run, data + start, length, key, 0, opcode == 1, start + length);
     }
-    PyBuffer_Release(&view);
-    result = Py_BuildValue("(Nn)", messages, pos);
-    return result;
-
-error:
-    PyBuffer_Release(&view);
-    Py_DECREF(messages);
-    return NULL;
+    return run_close(&run, added < 0);
 }
 
-/* Shared by the runs below: the argument list's max_size (None: any) as -1 or a count. */
-static int
-get_max_size(PyObject *arg, Py_ssize_t *max_size)
-{
-    *max_size = -1;
-    if (arg == Py_None) {
-        return 0;
-    }
-    *max_size = PyLong_AsSsize_t(arg);
-    if (*max_size == -1 && PyErr_Occurred()) {
-        return -1;
-    }
-    if (*max_size < 0) {
-        PyErr_SetString(PyExc_ValueError, "max_size is not negative");
-        return -1;
-    }
-    return 0;
-}
-
-/* One message of `length` bytes at `payload`, unmasked with `key` (turned by `offset`) when
- * there is one, text decoded: a new reference, or NULL with no error set for invalid text
- * (the run ends there), or NULL with an error. */
-static PyObject *
-run_message(const unsigned char *payload, Py_ssize_t length, const unsigned char *key, Py_ssize_t offset, int text)
-{
-    unsigned char k[4];
-    if (key != NULL) {
-        for (int j = 0; j < 4; j++) {
-            k[j] = key[(j + offset) & 3];
-        }
-    }
-    if (!text) {
-        PyObject *message = PyBytes_FromStringAndSize(NULL, length);
-        if (message == NULL) {
-            return NULL;
-        }
-        if (key != NULL) {
-            xor_mask((unsigned char *)PyBytes_AS_STRING(message), payload, length, k);
-        }
-        else {
-            memcpy(PyBytes_AS_STRING(message), payload, (size_t)length);
-        }
-        return message;
-    }
-    unsigned char stack[STACK_TEXT];
-    unsigned char *scratch = NULL;
-    if (key != NULL) {
-        scratch = length <= STACK_TEXT ? stack : (unsigned char *)PyMem_Malloc((size_t)length);
-        if (scratch == NULL) {
-            return PyErr_NoMemory();
-        }
-        xor_mask(scratch, payload, length, k);
-        payload = scratch;
-    }
-    PyObject *message = PyUnicode_DecodeUTF8((const char *)payload, length, "strict");
-    if (scratch != NULL && scratch != stack) {
-        PyMem_Free(scratch);
-    }
-    if (message == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
-        PyErr_Clear();
-    }
-    return message;
-}
-
-/* whole_interim_messages(data, pos, more_bit, prefix_mask, max_size) -> (messages, pos):
- * as whole_messages, in the framing of the drafts hybi-01 to -06: opcodes 4 (text) and 5
- * (binary); a final frame has 0x80 clear where `more_bit` (01-03), set otherwise (04 on);
- * with `prefix_mask` (a server of 05-06) a 4-byte key comes first and masks the header and
- * the payload after it. */
+/* whole_interim_messages(data, pos, more_bit, prefix_mask, max_size): the drafts hybi-01 to
+ * -06: opcodes 4 (text) and 5 (binary); a final frame has 0x80 clear where `more_bit`
+ * (01-03), set otherwise (04 on); with `prefix_mask` (a server of 05-06) a 4-byte key comes
+ * first and masks the header and the payload after it. */
 static PyObject *
 speedups_whole_interim_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    Py_buffer view;
-    Py_ssize_t pos, max_size;
-    int more_bit, prefix_mask;
+    Run run;
+    int more_bit, prefix_mask, added = 1;
 
     if (nargs != 5) {
         PyErr_SetString(PyExc_TypeError, "whole_interim_messages(data, pos, more_bit, prefix_mask, max_size)");
         return NULL;
     }
-    pos = PyLong_AsSsize_t(args[1]);
-    if (pos == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
     if ((more_bit = PyObject_IsTrue(args[2])) < 0 || (prefix_mask = PyObject_IsTrue(args[3])) < 0
-        || get_max_size(args[4], &max_size) < 0) {
+        || run_open(&run, args[0], args[1], args[4]) < 0) {
         return NULL;
     }
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
-        return NULL;
-    }
-    if (pos < 0 || pos > view.len) {
-        PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_ValueError, "pos is outside data");
-        return NULL;
-    }
-    PyObject *messages = PyList_New(0);
-    if (messages == NULL) {
-        PyBuffer_Release(&view);
-        return NULL;
-    }
-    const unsigned char *data = (const unsigned char *)view.buf;
-    const Py_ssize_t end = view.len;
-    while (1) {
-        const unsigned char *key = NULL;
-        Py_ssize_t start = pos;
+    const unsigned char *data = (const unsigned char *)run.view.buf;
+    const Py_ssize_t end = run.view.len;
+    static const unsigned char no_key[4] = {0, 0, 0, 0};
+    while (added > 0) {
+        const unsigned char *key = no_key;
+        Py_ssize_t start = run.pos;
         if (prefix_mask) {
-            if (end - pos < 6) {
+            if (end - start < 6) {
                 break;
             }
-            key = data + pos;
-            start = pos + 4;
+            key = data + start;
+            start += 4;
         }
-        else if (end - pos < 2) {
+        else if (end - start < 2) {
             break;
         }
-        unsigned char first = data[start] ^ (key ? key[0] : 0);
-        unsigned char second = data[start + 1] ^ (key ? key[1] : 0);
+        unsigned char first = data[start] ^ key[0], second = data[start + 1] ^ key[1];
         int opcode = first & 0x0F;
         int final = more_bit ? !(first & 0x80) : (first & 0x80) != 0;
         if ((first & 0x70) || (second & 0x80) || (opcode != 4 && opcode != 5) || !final) {
@@ -577,100 +524,44 @@ speedups_whole_interim_messages(PyObject *module, PyObject *const *args, Py_ssiz
             if (end - start < 4) {
                 break;
             }
-            length = ((data[start + 2] ^ (key ? key[2] : 0)) << 8) | (data[start + 3] ^ (key ? key[3] : 0));
+            length = ((data[start + 2] ^ key[2]) << 8) | (data[start + 3] ^ key[3]);
             header = 4;
         }
-        if (max_size >= 0 && length > max_size) {
+        if ((run.max_size >= 0 && length > run.max_size) || end - start - header < length) {
             break;
         }
-        if (end - start - header < length) {
-            break;
-        }
-        PyObject *message = run_message(data + start + header, length, key, header, opcode == 4);
-        if (message == NULL) {
-            if (PyErr_Occurred()) {
-                goto error;
-            }
-            break;
-        }
-        if (PyList_Append(messages, message) < 0) {
-            Py_DECREF(message);
-            goto error;
-        }
-        Py_DECREF(message);
-        pos = start + header + length;
+        added = run_add(&run, data + start + header, length, prefix_mask ? key : NULL, header, opcode == 4,
+                        start + header + length);
     }
-    PyBuffer_Release(&view);
-    return Py_BuildValue("(Nn)", messages, pos);
-
-error:
-    PyBuffer_Release(&view);
-    Py_DECREF(messages);
-    return NULL;
+    return run_close(&run, added < 0);
 }
 
-/* whole_sentinel_messages(data, pos, max_size) -> (messages, pos): the run of whole hixie
- * text frames (0x00, UTF-8, 0xFF) at `pos`, decoded; it ends at anything else: another frame
- * type, a frame whose 0xFF has not come, invalid text, or text above max_size. */
+/* whole_sentinel_messages(data, pos, max_size): hixie text frames (0x00, UTF-8, 0xFF); the
+ * run ends at another frame type or at a frame whose 0xFF has not come. */
 static PyObject *
 speedups_whole_sentinel_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    Py_buffer view;
-    Py_ssize_t pos, max_size;
+    Run run;
+    int added = 1;
 
     if (nargs != 3) {
         PyErr_SetString(PyExc_TypeError, "whole_sentinel_messages(data, pos, max_size)");
         return NULL;
     }
-    pos = PyLong_AsSsize_t(args[1]);
-    if ((pos == -1 && PyErr_Occurred()) || get_max_size(args[2], &max_size) < 0) {
+    if (run_open(&run, args[0], args[1], args[2]) < 0) {
         return NULL;
     }
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
-        return NULL;
-    }
-    if (pos < 0 || pos > view.len) {
-        PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_ValueError, "pos is outside data");
-        return NULL;
-    }
-    PyObject *messages = PyList_New(0);
-    if (messages == NULL) {
-        PyBuffer_Release(&view);
-        return NULL;
-    }
-    const unsigned char *data = (const unsigned char *)view.buf;
-    const Py_ssize_t end = view.len;
-    while (end - pos >= 2 && data[pos] == 0x00) {
-        const unsigned char *close = memchr(data + pos + 1, 0xFF, (size_t)(end - pos - 1));
-        if (close == NULL) {
+    const unsigned char *data = (const unsigned char *)run.view.buf;
+    const Py_ssize_t end = run.view.len;
+    while (added > 0 && end - run.pos >= 2 && data[run.pos] == 0x00) {
+        const unsigned char *text = data + run.pos + 1;
+        const unsigned char *close = memchr(text, 0xFF, (size_t)(end - run.pos - 1));
+        if (close == NULL || (run.max_size >= 0 && close - text > run.max_size)) {
             break;
         }
-        Py_ssize_t length = close - (data + pos + 1);
-        if (max_size >= 0 && length > max_size) {
-            break;
-        }
-        PyObject *message = run_message(data + pos + 1, length, NULL, 0, 1);
-        if (message == NULL) {
-            if (PyErr_Occurred()) {
-                goto error;
-            }
-            break;
-        }
-        if (PyList_Append(messages, message) < 0) {
-            Py_DECREF(message);
-            goto error;
-        }
-        Py_DECREF(message);
-        pos += length + 2;
+        added = run_add(&run, text, close - text, NULL, 0, 1, close + 1 - data);
     }
-    PyBuffer_Release(&view);
-    return Py_BuildValue("(Nn)", messages, pos);
-
-error:
-    PyBuffer_Release(&view);
-    Py_DECREF(messages);
-    return NULL;
+    return run_close(&run, added < 0);
 }
 
 /* PayloadBuilder(size): one bytes object of `size`, filled piece by piece (unmasked on the
