@@ -52,6 +52,8 @@ then hands its frames to the transport and waits while the transport pushes back
 
 _IN_PLACE_FROM = 65536
 """The rest of a large payload is received in place when at least this much of it is due."""
+_LOOK_FROM = 16384
+"""Reads from this size are followed by a look for a large payload under way."""
 _SCRATCH_SIZE = 65536
 
 
@@ -152,6 +154,8 @@ class Connection(HandshakeInfo, asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         protocol = self.protocol
         self._process(protocol.receive_data(data, now=self.loop.time()))
+        if len(data) < _LOOK_FROM:
+            return  # a large payload arrives in large reads: a small one needs no look
         window = protocol.receive_buffer()
         if window is not None and len(window) >= _IN_PLACE_FROM and self.transport is not None:
             # A large payload is arriving: let the transport receive the rest of it straight
@@ -270,9 +274,9 @@ class Connection(HandshakeInfo, asyncio.Protocol):
             # Let the handler answer what came before the error: its task was woken above, so
             # it runs before this flush, and the close frame goes out after its answers.
             self._schedule_flush()
+            self._arm_timer()
         else:
-            self._flush()
-        self._arm_timer()
+            self._flush()  # which arms the timer too
 
     def _opened(self) -> None:
         if self._handshake_outcome is False:
@@ -471,13 +475,15 @@ class Connection(HandshakeInfo, asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return
-        buffers = self.protocol.buffers_to_send()
+        protocol = self.protocol
+        buffers = protocol.buffers_to_send()
         if buffers and not transport.is_closing():
             if len(buffers) == 1:
                 transport.write(buffers[0])
             else:
                 transport.writelines(buffers)  # large payloads go out as they are, not copied
-        self._follow_transport_action()
+        if protocol.transport_action is not TransportAction.KEEP:
+            self._follow_transport_action()
         self._arm_timer()
 
     async def ping(self, data: str | bytes | None = None) -> asyncio.Future[float]:

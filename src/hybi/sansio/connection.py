@@ -690,6 +690,8 @@ class Connection:
         """What `data_to_send` would return, as a list for a gathering write: neighbours
         shorter than 64 KiB joined, larger payloads as the application gave them (immutable
         bytes, never copied into a frame)."""
+        if not self._out and not self._answer_pending:
+            return []
         large = self._out_large
         out = self._take_out()
         if len(out) < 2:
