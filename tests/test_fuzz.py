@@ -51,3 +51,80 @@ def test_corpus(path: Path) -> None:
 
 def test_corpus_is_there() -> None:
     assert len(list(CORPUS.glob("*"))) >= len(TARGETS)
+
+
+# -- the one-call runs of whole messages against the frame-by-frame parser -----------------------
+
+FRAMES_BY_VERSION = {
+    "13": [
+        *PIECES[:6],
+        raw_frame(0x81, b"\xc3\x28"),
+        raw_frame(0xC1, b"x"),
+        raw_frame(0x82, bytes(300)),
+        raw_frame(0x81, "é".encode() * 70),
+    ],
+    "6": [
+        build_interim_frame(op, payload, more_bit=False, fin=fin, key=b"\x37\xfa\x21\x3d")
+        for op, payload, fin in (
+            (4, b"Hello", True),
+            (5, bytes(130), True),
+            (4, b"He", False),
+            (0, b"llo", True),
+            (2, b"ping", True),
+            (4, b"\xc3\x28", True),
+            (1, b"", True),
+        )
+    ],
+    "hybi-02": [
+        build_interim_frame(op, payload, more_bit=True, fin=fin)
+        for op, payload, fin in (
+            (4, b"Hello", True),
+            (5, bytes(130), True),
+            (4, b"He", False),
+            (0, b"llo", True),
+            (2, b"ping", True),
+            (4, b"\xc3\x28", True),
+        )
+    ],
+    "hixie-76": [
+        b"\x00text\xff",
+        b"\x00\xc3\x28\xff",
+        b"\x80\x03abc",
+        b"\x00" + "é".encode() * 30 + b"\xff",
+        b"\xff\x00",
+        b"\x01x\xff",
+    ],
+}
+
+
+@pytest.mark.parametrize("version", list(FRAMES_BY_VERSION))
+@given(data=st.data())
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_runs_of_whole_messages_change_nothing(
+    version: str, data: st.DataObject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same bytes, cut the same way, give the same events and the same bytes out (close
+    codes included) with the one-call runs as with the frame-by-frame parser alone."""
+    from hybi.sansio import DIALECTS, Options, open_connection
+    from hybi.sansio.events import Role
+    from hybi.sansio.framing import interim, rfc6455, sentinel
+
+    stream = b"".join(data.draw(st.lists(st.sampled_from(FRAMES_BY_VERSION[version]), max_size=10)))
+    cuts = sorted(set(data.draw(st.lists(st.integers(0, len(stream)), max_size=4))))
+    max_size = data.draw(st.sampled_from([None, 100, 200]))
+
+    def run() -> tuple[list[object], list[bytes]]:
+        connection = open_connection(DIALECTS[version], Role.SERVER, Options(max_size=max_size))
+        events: list[object] = []
+        out: list[bytes] = []
+        for start, stop in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+            events += connection.receive_data(stream[start:stop])
+            out.append(connection.data_to_send())
+        return events, out
+
+    with_runs = run()
+    with monkeypatch.context() as patched:
+        for module in (rfc6455, interim, sentinel):
+            patched.setattr(module, "MessageAssembler", type("NotTheAssembler", (), {}))
+        frame_by_frame = run()
+    assert with_runs == frame_by_frame
