@@ -169,8 +169,9 @@ and names the deflate-frame extensions, which ws leaves out of its answer."""
             ["--deflate=no-context", "--fragment"],
             "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
         ),
+        ("speed", ["--deflate", "--fragment"], "permessage-deflate"),  # deflated by ISA-L where installed
     ],
-    ids=["takeover", "takeover-fragmented-echoes", "hybi-asks-no-takeover", "ws-asks-no-takeover"],
+    ids=["takeover", "takeover-fragmented-echoes", "hybi-asks-no-takeover", "ws-asks-no-takeover", "speed"],
 )
 def test_hybi_client_compresses_with_ws_server(
     monkeypatch: pytest.MonkeyPatch, version: int, compression: Any, server_options: list[str], answer: str
@@ -227,8 +228,9 @@ def test_hybi_client_compresses_with_ws_server(
             "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=12; "
             "client_max_window_bits=12",
         ),
+        ("speed", ["--deflate", "--fragment"], True, "permessage-deflate"),  # deflated by ISA-L where installed
     ],
-    ids=["takeover", "takeover-fragmented", "ws-asks-no-takeover", "hybi-asks-no-takeover"],
+    ids=["takeover", "takeover-fragmented", "ws-asks-no-takeover", "hybi-asks-no-takeover", "speed"],
 )
 def test_ws_client_compresses_to_hybi_server(
     monkeypatch: pytest.MonkeyPatch,
