@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import struct
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
@@ -75,3 +76,15 @@ def fixed_mask(monkeypatch: pytest.MonkeyPatch) -> Iterator[bytes]:
     original = os.urandom
     monkeypatch.setattr("hybi.sansio.frames.os.urandom", lambda n: key if n == 4 else original(n))
     yield key
+
+
+def tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a certificate for "localhost" and a client context that trusts
+    it, from a throwaway authority (trustme); the test is skipped where trustme is missing."""
+    trustme = pytest.importorskip("trustme")
+    authority = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("localhost").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    authority.configure_trust(client_context)
+    return server_context, client_context

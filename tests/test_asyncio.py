@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import hybi
-from conftest import raw_frame, run
+from conftest import raw_frame, run, tls_contexts
 from hybi.sansio.connection import Connection, ServerConnection
 from hybi.sansio.dialects.keyaccept import accept_value
 from hybi.sansio.events import State
@@ -710,12 +710,7 @@ def test_bad_uris() -> None:
 
 
 def test_tls() -> None:
-    trustme = pytest.importorskip("trustme")
-    authority = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    authority.issue_cert("localhost").configure_cert(server_context)
-    client_context = ssl.create_default_context()
-    authority.configure_trust(client_context)
+    server_context, client_context = tls_contexts()
 
     async def main() -> None:
         async with echo_server(ssl=server_context) as url:

@@ -14,7 +14,6 @@ import gc
 import itertools
 import os
 import random
-import ssl
 import threading
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -26,6 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hybi
+from conftest import tls_contexts
 from hybi.exceptions import InvalidState
 from hybi.sansio import DIALECTS, Options, open_connection
 from hybi.sansio import connection as sansio_connection
@@ -359,16 +359,6 @@ def in_place_counter(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(sansio_connection.Connection, "receive_in_place", counting)
     return counts
-
-
-def tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    trustme = pytest.importorskip("trustme")
-    authority = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    authority.issue_cert("localhost").configure_cert(server_context)
-    client_context = ssl.create_default_context()
-    authority.configure_trust(client_context)
-    return server_context, client_context
 
 
 LOOPS: list[Any] = [pytest.param(asyncio.new_event_loop, id="asyncio")]

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+import conftest
 import hybi
 import hybi.sync
 from conftest import raw_frame, run
@@ -1500,15 +1501,9 @@ def test_a_queue_of_one_or_two_resumes_reading_once_taken(max_queue: int) -> Non
         assert [ws.recv(timeout=WAIT) for _ in range(50)] == [str(i) for i in range(50)]
 
 
-@pytest.fixture(scope="module")
-def tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    trustme = pytest.importorskip("trustme")
-    authority = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    authority.issue_cert("localhost").configure_cert(server_context)
-    client_context = ssl.create_default_context()
-    authority.configure_trust(client_context)
-    return server_context, client_context
+@pytest.fixture(scope="module", name="tls_contexts")
+def tls_contexts_fixture() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    return conftest.tls_contexts()
 
 
 def test_tls(tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:

@@ -130,6 +130,16 @@ def utf8_check(data: bytes | bytearray | memoryview, state: int = 0, /) -> int:
 _WHOLE_BELOW = 65536
 
 
+def _run_end(data: bytes, pos: int, max_size: int | None) -> int:
+    """What every run checks of its arguments; the length of `data`."""
+    if max_size is not None and max_size < 0:
+        raise ValueError("max_size is not negative")
+    end = len(data)
+    if not 0 <= pos <= end:
+        raise ValueError("pos is outside data")
+    return end
+
+
 def whole_messages(
     data: bytes, pos: int, expect_mask: bool | int, max_size: int | None, /
 ) -> tuple[list[str | bytes], int]:
@@ -138,11 +148,7 @@ def whole_messages(
     shortest length encoding, a payload under 64 KiB and within `max_size` (None: any), and
     for text valid UTF-8. They come back unmasked, text decoded; with the position where
     the run stopped. Anything else ends the run there, for the frame-by-frame parser."""
-    if max_size is not None and max_size < 0:
-        raise ValueError("max_size is not negative")
-    end = len(data)
-    if not 0 <= pos <= end:
-        raise ValueError("pos is outside data")
+    end = _run_end(data, pos, max_size)
     mask_bit = 0x80 if expect_mask else 0
     messages: list[str | bytes] = []
     while end - pos >= 2:
@@ -193,11 +199,7 @@ def whole_interim_messages(
     and 5 (binary); a final frame has 0x80 clear with `more_bit` (01-03), set otherwise;
     with `prefix_mask` (a server of 05-06) a 4-byte key comes first and masks the header
     and the payload after it."""
-    if max_size is not None and max_size < 0:
-        raise ValueError("max_size is not negative")
-    end = len(data)
-    if not 0 <= pos <= end:
-        raise ValueError("pos is outside data")
+    end = _run_end(data, pos, max_size)
     final_bit = 0 if more_bit else 0x80
     messages: list[str | bytes] = []
     while True:
@@ -246,11 +248,7 @@ def whole_sentinel_messages(data: bytes, pos: int, max_size: int | None, /) -> t
     """The run of whole hixie text frames (0x00, UTF-8, 0xFF) at `pos`, decoded; it ends at
     anything else: another frame type, a frame whose 0xFF has not come, invalid text, or
     text above `max_size`."""
-    if max_size is not None and max_size < 0:
-        raise ValueError("max_size is not negative")
-    end = len(data)
-    if not 0 <= pos <= end:
-        raise ValueError("pos is outside data")
+    end = _run_end(data, pos, max_size)
     messages: list[str | bytes] = []
     while end - pos >= 2 and data[pos] == 0x00:
         close = data.find(b"\xff", pos + 1)
