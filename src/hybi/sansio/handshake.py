@@ -141,15 +141,21 @@ class ServerHandshake:
             self.trailing += data
             return self.request
         searched = len(self._buffer)
-        self._buffer += data
+        # A head that comes in one read (the usual case) is parsed where it is, uncopied.
+        buffer: bytes | bytearray = data
+        if searched or type(data) is not bytes:
+            self._buffer += data
+            buffer = self._buffer
         try:
-            parsed = parse_request_head(self._buffer, self.limits, searched)
+            parsed = parse_request_head(buffer, self.limits, searched)
         except InvalidHTTP as error:
             raise bad_request(error.reason, error.status) from None
         if parsed is None:
+            if buffer is data:
+                self._buffer += data
             return None
         self.request, used = parsed
-        self.trailing = bytes(self._buffer[used:])
+        self.trailing = buffer[used:] if type(buffer) is bytes else bytes(buffer[used:])
         self._buffer.clear()
         if len(self.trailing) > self.limits.max_early:
             raise bad_request(f"more than {self.limits.max_early} bytes arrived after the request head")
