@@ -125,6 +125,7 @@ class ServerHandshake:
         self.request: Request | None = None
         self.trailing = b""
         self._buffer = bytearray()
+        self._negotiated: tuple[tuple[object, ...], Dialect] | None = None
 
     def receive_data(self, data: bytes) -> Request | None:
         """Collect the request head; return it once complete.
@@ -167,10 +168,20 @@ class ServerHandshake:
         The order is that of section 4.2.1 and 4.2.2 item 4: is it an upgrade at all,
         which version does it ask for (426 with the list when none is accepted), and only
         then the version's own checks (400 with the reason).
+
+        A server asks twice for the same request (for `RequestReceived`, then to decide):
+        the second time, the dialect found the first time is the answer, unless the
+        request (or this handshake's versions) changed in between.
         """
+        headers = request.headers
+        seen = (request, request.method, request.http_version, request.target, headers, headers.changes, self.dialects)
+        memo = self._negotiated
+        if memo is not None and memo[0] == seen:  # what negotiating depends on, all the same
+            return memo[1]
         check_upgrade_request(request, self.dialects)
         dialect = classify_request(request, self.dialects)
         dialect.check_request(request)
+        self._negotiated = (seen, dialect)
         return dialect
 
     def select_subprotocol(
