@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import ssl
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -794,3 +795,39 @@ def test_two_peers_streaming_at_each_other_do_not_stall() -> None:
             await sender
 
     run(main(), timeout=60)
+
+
+@pytest.mark.parametrize("use_uvloop", [False, True])
+@pytest.mark.parametrize("own_socket", [False, True], ids=["host and port", "sock"])
+def test_accepted_connections_have_tcp_keepalive(use_uvloop: bool, own_socket: bool) -> None:
+    """Set in the listening socket, which the accepted ones inherit, or else in each one; a
+    socket the caller passes is left as it was (it may have queued connections already)."""
+    import socket
+
+    async def main() -> None:
+        found: list[int] = []
+
+        async def handler(ws: hybi.ServerConnection) -> None:
+            assert ws.transport is not None
+            sock = ws.transport.get_extra_info("socket")
+            found.append(sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE))
+            await echo(ws)
+
+        listening = socket.create_server(("127.0.0.1", 0)) if own_socket else None
+        where: dict[str, Any] = {"sock": listening} if listening else {"host": "127.0.0.1", "port": 0}
+        async with hybi.serve(handler, **where) as server:
+            for _ in range(3):
+                async with hybi.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+                    await ws.send("hi")
+                    assert await ws.recv() == "hi"
+            listener = server.sockets[0].getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+            assert server.keepalive_inherited is (not own_socket and sys.platform == "linux")
+        assert len(found) == 3 and all(found)
+        assert bool(listener) is server.keepalive_inherited
+
+    if use_uvloop:
+        uvloop = pytest.importorskip("uvloop")
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(asyncio.wait_for(main(), 30))
+    else:
+        run(main())

@@ -43,6 +43,9 @@ __all__ = ["Connection", "Data"]
 
 Data = str | bytes
 
+_LOGGERS: dict[str, logging.Logger] = {}
+"""`logging.getLogger` of each logger name, looked up once (it takes logging's lock)."""
+
 _FLUSH_AFTER_SENDS = 64
 _FLUSH_AFTER_BYTES = 1 << 16
 """Queued sends, or queued payload bytes, past which frames are written at once rather than
@@ -64,7 +67,10 @@ class Connection(HandshakeInfo, asyncio.Protocol):
         self.protocol = protocol
         self._id: uuid.UUID | None = None
         self._logger: ConnectionLogger | None = None
-        self._debug = logging.getLogger(self.logger_name).isEnabledFor(logging.DEBUG)
+        logger = _LOGGERS.get(self.logger_name)
+        if logger is None:
+            logger = _LOGGERS[self.logger_name] = logging.getLogger(self.logger_name)
+        self._debug = logger.isEnabledFor(logging.DEBUG)
         self.transport: asyncio.Transport | None = None
         self.remote_address: Any = None
         """The peer's address, as the socket gives it (for TCP, a (host, port) tuple)."""
@@ -135,12 +141,18 @@ class Connection(HandshakeInfo, asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         self.remote_address = transport.get_extra_info("peername")
         self.local_address = transport.get_extra_info("sockname")
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            # A peer that vanished without a word (and the hixie drafts have no ping) is found
-            # by TCP keepalive, so that no connection is held forever.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if not self._keepalive_inherited():
+            sock = transport.get_extra_info("socket")
+            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+                # A peer that vanished without a word (and the hixie drafts have no ping) is
+                # found by TCP keepalive, so that no connection is held forever.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         self._flush()
+
+    def _keepalive_inherited(self) -> bool:
+        """Whether the socket has TCP keepalive on already (accepted from a listening
+        socket that has it), so that connection_made need not set it."""
+        return False
 
     def data_received(self, data: bytes) -> None:
         self._process(self.protocol.receive_data(data, now=self.loop.time()))
@@ -236,9 +248,9 @@ class Connection(HandshakeInfo, asyncio.Protocol):
             # Let the handler answer what came before the error: its task was woken above, so
             # it runs before this flush, and the close frame goes out after its answers.
             self._schedule_flush()
+            self._arm_timer()
         else:
-            self._flush()
-        self._arm_timer()
+            self._flush()  # which arms the timer
 
     def _opened(self) -> None:
         if self._handshake_outcome is False:
@@ -436,6 +448,7 @@ class Connection(HandshakeInfo, asyncio.Protocol):
             self._flush_handle = None
         transport = self.transport
         if transport is None:
+            self._arm_timer()
             return
         buffers = self.protocol.buffers_to_send()
         if buffers and not transport.is_closing():
