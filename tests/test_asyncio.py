@@ -831,3 +831,40 @@ def test_accepted_connections_have_tcp_keepalive(use_uvloop: bool, own_socket: b
             runner.run(asyncio.wait_for(main(), 30))
     else:
         run(main())
+
+
+@pytest.mark.parametrize("use_uvloop", [False, True])
+def test_a_server_connection_is_freed_without_the_cycle_collector(use_uvloop: bool) -> None:
+    """A handler that ends its `async for` at a normal close leaves no reference cycle
+    behind: the connection is freed as soon as its handler's task and transport let go."""
+    import gc
+    import weakref
+
+    async def main() -> None:
+        refs: list[weakref.ref[hybi.ServerConnection]] = []
+
+        async def handler(ws: hybi.ServerConnection) -> None:
+            refs.append(weakref.ref(ws))
+            await echo(ws)
+
+        async with hybi.serve(handler, "127.0.0.1", 0) as server:
+            gc.collect()
+            gc.disable()
+            try:
+                async with hybi.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+                    await ws.send("hi")
+                    assert await ws.recv() == "hi"
+                while server.tasks or server.connections:
+                    await asyncio.sleep(0)
+                for _ in range(3):
+                    await asyncio.sleep(0)  # the transport lets go after connection_lost
+                assert len(refs) == 1 and refs[0]() is None
+            finally:
+                gc.enable()
+
+    if use_uvloop:
+        uvloop = pytest.importorskip("uvloop")
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(asyncio.wait_for(main(), 30))
+    else:
+        run(main())

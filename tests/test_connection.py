@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from conftest import raw_frame
@@ -119,6 +121,30 @@ class TestLifecycle:
         info = server.close_info()
         assert info is not None and info.code == 1006 and "no close frame" in info.detail
         assert server.transport_action is TransportAction.CLOSE
+
+    def test_a_finished_connection_is_freed_without_the_cycle_collector(self) -> None:
+        """Once the transport is gone the connection and its assembler no longer refer to
+        each other: a server that runs thousands of handshakes a second frees each at once."""
+        gc.collect()
+        gc.disable()
+        try:
+            server, client = handshake()
+            client.send_close(1000)
+            server.receive_data(client.data_to_send())
+            client.receive_data(server.data_to_send())
+            server.connection_lost()
+            client.connection_lost()
+            assert server.state is client.state is State.CLOSED
+            del server, client
+            assert gc.collect() == 0
+        finally:
+            gc.enable()
+
+    def test_control_frames_after_the_transport_is_gone_are_not_read(self) -> None:
+        server, client = handshake()
+        server.connection_lost()
+        client.send_ping(b"late")
+        assert server.receive_data(client.data_to_send()) == [] and server.data_to_send() == b""
 
 
 class TestKeepalive:

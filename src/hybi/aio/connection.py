@@ -325,7 +325,10 @@ class Connection(HandshakeInfo, asyncio.Protocol):
         """Every message, until a normal close ends the iteration (an abnormal one raises)."""
         try:
             return await self.recv()
-        except ConnectionClosedOK:
+        except ConnectionClosedOK as closed:
+            # Its traceback holds this frame, which holds the connection, which holds it: a
+            # cycle that only the cycle collector would free, for every connection.
+            closed.__traceback__ = None
             raise StopAsyncIteration from None
 
     # -- sending -------------------------------------------------------------------------

@@ -389,6 +389,8 @@ class Connection:
         self.state = next_state(self.state, Happening.TCP_CLOSED)
         self._deadlines.clear()
         self._done_reading = True
+        if self._assembler is not None:
+            self._assembler.detach()
         return events
 
     def _ping_received(self, payload: bytes) -> None:
