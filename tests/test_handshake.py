@@ -391,3 +391,14 @@ class TestNegotiatedOnce:
         server.accept()
         assert server.state is State.REJECTED
         assert server.data_to_send().startswith(b"HTTP/1.1 400 ")
+
+
+def test_a_decided_handshake_keeps_no_lookup_index() -> None:
+    """A server connection keeps its request for its lifetime: the lookup index and the
+    negotiation memo, needed only to decide, are let go (and made again if asked)."""
+    handshake = ServerHandshake()
+    request = handshake.receive_data(request_bytes("13"))
+    assert request is not None
+    handshake.decide(request)
+    assert request.headers._index is None and handshake._negotiated is None
+    assert request.headers.get("upgrade") == "websocket"

@@ -453,13 +453,15 @@ class Connection(HandshakeInfo, asyncio.Protocol):
         if transport is None:
             self._arm_timer()
             return
-        buffers = self.protocol.buffers_to_send()
+        protocol = self.protocol
+        buffers = protocol.buffers_to_send()
         if buffers and not transport.is_closing():
             if len(buffers) == 1:
                 transport.write(buffers[0])
             else:
                 transport.writelines(buffers)  # large payloads go out as they are, not copied
-        self._follow_transport_action()
+        if protocol.transport_action is not TransportAction.KEEP:
+            self._follow_transport_action()
         self._arm_timer()
 
     async def ping(self, data: str | bytes | None = None) -> asyncio.Future[float]:

@@ -886,7 +886,7 @@ class ServerConnection(Connection):
         return another response to send instead."""
         if now is not None:
             self._now = now
-        headers = as_headers(extra_headers).items()
+        headers = () if extra_headers is None else as_headers(extra_headers).items()
         if subprotocol is not CONFIGURED and subprotocol is not None and self.request is not None:
             dialect = classify_or_none(self.handshake, self.request)
             if dialect is not None and subprotocol not in dialect.offered_subprotocols(self.request):

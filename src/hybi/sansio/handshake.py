@@ -189,6 +189,8 @@ class ServerHandshake:
     ) -> str | None:
         """Section 4.2.2 item 5.4: one of the offered subprotocols, or None. `chosen`, when
         given, is this handshake's choice instead of the configured one; it must be offered."""
+        if chosen is CONFIGURED and self.select_subprotocol_hook is None and not self.subprotocols:
+            return None  # nothing to choose from, whatever the client offers
         offered = dialect.offered_subprotocols(request)
         if chosen is not CONFIGURED:
             if chosen is not None and chosen not in offered:
@@ -215,6 +217,8 @@ class ServerHandshake:
             offers = parse_extensions(request.headers)
         except InvalidHandshake as error:
             raise bad_request(str(error)) from None
+        if not offers:
+            return [], []
         answer: list[tuple[str, ExtensionParameters]] = []
         agreed: list[Extension] = []
         claimed = 0
@@ -269,6 +273,9 @@ class ServerHandshake:
             headers.add("Sec-WebSocket-Extensions", format_extensions(answer))
         reply, accepted = self.accept(request, dialect, subprotocol=subprotocol, extra_headers=headers)
         accepted.extensions = tuple(extensions)
+        # Decided: what only deciding needed is not kept for the connection's lifetime.
+        self._negotiated = None
+        request.headers.drop_index()
         return reply, accepted
 
     def accept(

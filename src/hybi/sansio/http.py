@@ -124,6 +124,12 @@ class Headers:
         self._index = None
         self.changes += 1
 
+    def drop_index(self) -> None:
+        """Let go of the lookup index (the next lookup makes it again): a server's
+        connections keep their request for their lifetime, and need it no more once the
+        handshake is decided."""
+        self._index = None
+
     def items(self) -> list[tuple[str, str]]:
         """Every field in arrival order, repeats included."""
         return list(self._items)
