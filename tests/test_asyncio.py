@@ -868,3 +868,35 @@ def test_a_server_connection_is_freed_without_the_cycle_collector(use_uvloop: bo
             runner.run(asyncio.wait_for(main(), 30))
     else:
         run(main())
+
+
+def test_a_handler_that_fails_after_the_connection_is_gone_is_logged_and_nothing_sent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Once the transport is gone, the close that follows a handler's end has nothing left
+    to do; an error of the handler is still logged."""
+
+    async def main() -> None:
+        lost = asyncio.Event()
+        seen: list[hybi.ServerConnection] = []
+
+        async def handler(ws: hybi.ServerConnection) -> None:
+            seen.append(ws)
+            await ws.wait_closed()
+            lost.set()
+            raise RuntimeError("late")
+
+        async with echo_server(handler) as url:
+            _reader, writer = await raw_client(int(url.rsplit(":", 1)[1].rstrip("/")))
+            writer.close()
+            await lost.wait()
+            while seen[0].server.tasks:
+                await asyncio.sleep(0)
+            ws = seen[0]
+            assert ws.state is State.CLOSED and ws.close_code == 1006
+            ws.close_anyhow(1000, "")  # nothing to do, nothing raised
+            assert ws.state is State.CLOSED and ws.close_code == 1006
+
+    with caplog.at_level(logging.ERROR, "hybi"):
+        run(main())
+    assert "connection handler failed" in caplog.text

@@ -515,6 +515,8 @@ class Connection(HandshakeInfo, asyncio.Protocol):
     def close_anyhow(self, code: int, reason: str) -> None:
         """Start closing for the library's own reasons (shutdown 1001, handler error 1011),
         without a status where the dialect's close frames carry none."""
+        if self._close_exc is not None:
+            return  # the transport is gone (the usual end of a handler): nothing is left to close
         self.protocol.close(code, reason, now=self.loop.time())
         self._flush()
 

@@ -445,8 +445,10 @@ class Connection:
             self.close_sent = (echo_code, "")
         self.state = next_state(self.state, Happening.CLOSE_RECEIVED)
         self._done_reading = True
-        for timer in ("close", "ping", "pong", "idle"):
-            self._deadlines.pop(timer, None)
+        deadlines = self._deadlines
+        if deadlines:
+            for timer in ("close", "ping", "pong", "idle"):
+                deadlines.pop(timer, None)
         self._assembler.events.append(CloseReceived(code, reason))
         self._after_close()
 
