@@ -350,7 +350,7 @@ def _plain_request(head: bytes, limits: HTTPLimits) -> Request | None:
         or head.count(b"\n") != separators
         or head.count(b"\r") != separators
         or b"\0" in head
-        or max(map(len, lines)) > limits.max_line
+        or (len(head) > limits.max_line and max(map(len, lines)) > limits.max_line)
     ):
         return None  # too many or too long lines, or a bare CR, LF or NUL somewhere
     parts = lines[0].split(b" ")
