@@ -183,9 +183,9 @@ class Connection(HandshakeInfo, asyncio.Protocol):
         if self._debug:
             self.logger.debug("connection lost: %s", self.protocol.close_info() or self.protocol.handshake_error)
         if self._close_exc is None:
-            info = self.protocol.close_info()
-            if info is not None:
-                self._close_exc = info.exception()
+            closed = self.protocol.close_exception()
+            if closed is not None:
+                self._close_exc = closed
             else:
                 detail = f"transport error: {exc}" if exc else "connection closed"
                 self._close_exc = ConnectionClosedError(1006, "", None, detail)

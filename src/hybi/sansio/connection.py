@@ -140,19 +140,25 @@ class CloseInfo:
     @property
     def ok(self) -> bool:
         """A normal closure (section 7.4.1): 1000 or 1001 (or no status) both ways."""
-        return (
-            self.failure is None
-            and self.code in (1000, 1001, 1005)
-            and (self.sent_code is None or self.sent_code in (1000, 1001))
-        )
+        return _normal_closure(self.code, self.sent_code, self.failure)
 
     def exception(self) -> ConnectionClosed:
-        if self.failure is not None:
-            detail = f"{self.failure.reason}; sent close code {self.failure.code}"
-            return ConnectionClosedError(1006, "", self.sent_code, detail)
-        if self.ok:
-            return ConnectionClosedOK(self.code, self.reason, self.sent_code, self.detail)
-        return ConnectionClosedError(self.code, self.reason, self.sent_code, self.detail)
+        return _closed_error(self.code, self.reason, self.sent_code, self.failure, self.detail)
+
+
+def _normal_closure(code: int, sent_code: int | None, failure: ConnectionFailed | None) -> bool:
+    return failure is None and code in (1000, 1001, 1005) and (sent_code is None or sent_code in (1000, 1001))
+
+
+def _closed_error(
+    code: int, reason: str, sent_code: int | None, failure: ConnectionFailed | None, detail: str
+) -> ConnectionClosed:
+    """What `CloseInfo.exception` returns for a connection that closed so."""
+    if failure is not None:
+        return ConnectionClosedError(1006, "", sent_code, f"{failure.reason}; sent close code {failure.code}")
+    if _normal_closure(code, sent_code, failure):
+        return ConnectionClosedOK(code, reason, sent_code, detail)
+    return ConnectionClosedError(code, reason, sent_code, detail)
 
 
 class Connection:
@@ -782,6 +788,17 @@ class Connection:
         code, reason = received if received is not None else (1006, "")
         detail = self._detail if received is None or self.failure is not None else ""
         return CloseInfo(code, reason, sent_code, sent_reason, self._local_first, self.failure, detail)
+
+    def close_exception(self) -> ConnectionClosed | None:
+        """`close_info().exception()`, without making the CloseInfo (an I/O layer asks this
+        of every connection that ends); None while the connection is not CLOSED."""
+        if self.state is not State.CLOSED:
+            return None
+        received = self.close_received
+        sent_code = self.close_sent[0] if self.close_sent is not None else None
+        code, reason = received if received is not None else (1006, "")
+        detail = self._detail if received is None or self.failure is not None else ""
+        return _closed_error(code, reason, sent_code, self.failure, detail)
 
 
 def _any(code: int) -> bool:
