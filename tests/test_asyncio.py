@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import ssl
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -811,3 +812,108 @@ def test_two_peers_streaming_at_each_other_do_not_stall() -> None:
             await sender
 
     run(main(), timeout=60)
+
+
+@pytest.mark.parametrize("use_uvloop", [False, True])
+@pytest.mark.parametrize("own_socket", [False, True], ids=["host and port", "sock"])
+def test_accepted_connections_have_tcp_keepalive(use_uvloop: bool, own_socket: bool) -> None:
+    """Set in the listening socket, which the accepted ones inherit, or else in each one; a
+    socket the caller passes is left as it was (it may have queued connections already)."""
+    import socket
+
+    async def main() -> None:
+        found: list[int] = []
+
+        async def handler(ws: hybi.ServerConnection) -> None:
+            assert ws.transport is not None
+            sock = ws.transport.get_extra_info("socket")
+            found.append(sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE))
+            await echo(ws)
+
+        listening = socket.create_server(("127.0.0.1", 0)) if own_socket else None
+        where: dict[str, Any] = {"sock": listening} if listening else {"host": "127.0.0.1", "port": 0}
+        async with hybi.serve(handler, **where) as server:
+            for _ in range(3):
+                async with hybi.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+                    await ws.send("hi")
+                    assert await ws.recv() == "hi"
+            listener = server.sockets[0].getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+            assert server.keepalive_inherited is (not own_socket and sys.platform == "linux")
+        assert len(found) == 3 and all(found)
+        assert bool(listener) is server.keepalive_inherited
+
+    if use_uvloop:
+        uvloop = pytest.importorskip("uvloop")
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(asyncio.wait_for(main(), 30))
+    else:
+        run(main())
+
+
+@pytest.mark.parametrize("use_uvloop", [False, True])
+def test_a_server_connection_is_freed_without_the_cycle_collector(use_uvloop: bool) -> None:
+    """A handler that ends its `async for` at a normal close leaves no reference cycle
+    behind: the connection is freed as soon as its handler's task and transport let go."""
+    import gc
+    import weakref
+
+    async def main() -> None:
+        refs: list[weakref.ref[hybi.ServerConnection]] = []
+
+        async def handler(ws: hybi.ServerConnection) -> None:
+            refs.append(weakref.ref(ws))
+            await echo(ws)
+
+        async with hybi.serve(handler, "127.0.0.1", 0) as server:
+            gc.collect()
+            gc.disable()
+            try:
+                async with hybi.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+                    await ws.send("hi")
+                    assert await ws.recv() == "hi"
+                while server.tasks or server.connections:
+                    await asyncio.sleep(0)
+                for _ in range(3):
+                    await asyncio.sleep(0)  # the transport lets go after connection_lost
+                assert len(refs) == 1 and refs[0]() is None
+            finally:
+                gc.enable()
+
+    if use_uvloop:
+        uvloop = pytest.importorskip("uvloop")
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(asyncio.wait_for(main(), 30))
+    else:
+        run(main())
+
+
+def test_a_handler_that_fails_after_the_connection_is_gone_is_logged_and_nothing_sent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Once the transport is gone, the close that follows a handler's end has nothing left
+    to do; an error of the handler is still logged."""
+
+    async def main() -> None:
+        lost = asyncio.Event()
+        seen: list[hybi.ServerConnection] = []
+
+        async def handler(ws: hybi.ServerConnection) -> None:
+            seen.append(ws)
+            await ws.wait_closed()
+            lost.set()
+            raise RuntimeError("late")
+
+        async with echo_server(handler) as url:
+            _reader, writer = await raw_client(int(url.rsplit(":", 1)[1].rstrip("/")))
+            writer.close()
+            await lost.wait()
+            while seen[0].server.tasks:
+                await asyncio.sleep(0)
+            ws = seen[0]
+            assert ws.state is State.CLOSED and ws.close_code == 1006
+            ws.close_anyhow(1000, "")  # nothing to do, nothing raised
+            assert ws.state is State.CLOSED and ws.close_code == 1006
+
+    with caplog.at_level(logging.ERROR, "hybi"):
+        run(main())
+    assert "connection handler failed" in caplog.text

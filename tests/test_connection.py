@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from conftest import raw_frame
@@ -119,6 +121,97 @@ class TestLifecycle:
         info = server.close_info()
         assert info is not None and info.code == 1006 and "no close frame" in info.detail
         assert server.transport_action is TransportAction.CLOSE
+
+    def test_a_finished_connection_is_freed_without_the_cycle_collector(self) -> None:
+        """Once the transport is gone the connection and its assembler no longer refer to
+        each other: a server that runs thousands of handshakes a second frees each at once."""
+        gc.collect()
+        gc.disable()
+        try:
+            server, client = handshake()
+            client.send_close(1000)
+            server.receive_data(client.data_to_send())
+            client.receive_data(server.data_to_send())
+            server.connection_lost()
+            client.connection_lost()
+            assert server.state is client.state is State.CLOSED
+            del server, client
+            assert gc.collect() == 0
+        finally:
+            gc.enable()
+
+    def test_control_frames_after_the_transport_is_gone_are_not_read(self) -> None:
+        server, client = handshake()
+        server.connection_lost()
+        client.send_ping(b"late")
+        assert server.receive_data(client.data_to_send()) == [] and server.data_to_send() == b""
+
+
+def ended(how: str) -> ServerConnection:
+    """A server connection that ended in one of several ways."""
+    server, client = handshake()
+    if how == "client closes 1000":
+        client.send_close(1000)
+        server.receive_data(client.data_to_send())
+    elif how == "client closes 4000 with a reason":
+        client.send_close(4000, "bye")
+        server.receive_data(client.data_to_send())
+    elif how == "client closes without a status":
+        server.receive_data(raw_frame(0x88, b""))
+    elif how == "server closes 1001":
+        server.send_close(1001, "going away")
+        client.receive_data(server.data_to_send())
+        server.receive_data(client.data_to_send())
+    elif how == "server closes 1011, client answers 1000":
+        server.send_close(1011, "oops")
+        server.receive_data(raw_frame(0x88, (1000).to_bytes(2, "big")))
+    elif how == "bad frame":
+        server.receive_data(raw_frame(0x83, b"x"))
+    elif how == "eof":
+        server.receive_eof()
+    elif how == "still open":
+        pass
+    server.connection_lost()
+    return server
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "client closes 1000",
+        "client closes 4000 with a reason",
+        "client closes without a status",
+        "server closes 1001",
+        "server closes 1011, client answers 1000",
+        "bad frame",
+        "eof",
+        "still open",
+    ],
+)
+def test_close_exception_is_close_info_exception(how: str) -> None:
+    server = ended(how)
+    info = server.close_info()
+    assert info is not None
+    expected, got = info.exception(), server.close_exception()
+    assert type(got) is type(expected)
+    assert (got.code, got.reason, got.sent_code, got.detail, str(got)) == (
+        expected.code,
+        expected.reason,
+        expected.sent_code,
+        expected.detail,
+        str(expected),
+    )
+
+
+def test_no_close_exception_before_closed_or_when_rejected() -> None:
+    server, _ = handshake()
+    assert server.close_exception() is None and server.close_info() is None
+    refused = ServerConnection("8")
+    refused.receive_data(ClientConnection(DIALECTS["13"], "/", "h").data_to_send())
+    refused.accept()
+    refused.connection_lost()
+    assert refused.state is State.REJECTED
+    assert refused.close_exception() is None and refused.close_info() is None
 
 
 class TestKeepalive:

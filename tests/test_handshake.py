@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import pytest
 
 from hybi.exceptions import HandshakeRejected, InvalidHandshake, InvalidStatus
-from hybi.sansio.connection import open_connection
+from hybi.sansio.connection import ServerConnection, open_connection
 from hybi.sansio.dialects import DIALECTS, resolve_versions
 from hybi.sansio.dialects.keyaccept import accept_value
-from hybi.sansio.events import Role
+from hybi.sansio.events import RequestReceived, Role, State
 from hybi.sansio.handshake import ClientHandshake, ServerHandshake
 from hybi.sansio.http import Headers, HTTPLimits, Request
 from hybi.sansio.negotiation import choose_retry, parse_version_list
@@ -322,3 +323,82 @@ def test_superscript_digits_are_not_versions_or_lengths() -> None:
     with pytest.raises(InvalidStatus) as caught:
         client.receive_data(refusal.encode("latin-1"))
     assert caught.value.server_versions == ()
+
+
+def test_resolved_versions_are_remembered_for_values_only() -> None:
+    """Specs that are values answer from what was resolved before; an iterator never does
+    (the same one, used up, names no version)."""
+    assert resolve_versions(("13", 8)) is resolve_versions(("13", 8))
+    assert resolve_versions("8,7") is resolve_versions("8,7")
+    versions = iter(["8"])
+    assert [d.name for d in resolve_versions(versions)] == ["8"]
+    with pytest.raises(ValueError, match="no WebSocket version"):
+        resolve_versions(versions)
+    with pytest.raises(ValueError, match="unknown WebSocket version"):
+        resolve_versions(("13", "9"))
+    with pytest.raises(ValueError, match="unknown WebSocket version"):
+        resolve_versions(("13", "9"))  # a refusal is never remembered
+
+
+class TestNegotiatedOnce:
+    """A server asks `negotiate` for RequestReceived and again to decide: the second answer
+    is the first, unless the request changed in between (a process_request hook may)."""
+
+    def test_an_unchanged_request_is_negotiated_once(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        handshake = ServerHandshake()
+        request = handshake.receive_data(request_bytes("8"))
+        assert request is not None
+        dialect = handshake.negotiate(request)
+        monkeypatch.setattr("hybi.sansio.handshake.classify_request", None)  # not called again
+        assert handshake.negotiate(request) is dialect
+        reply, accepted = handshake.decide(request)
+        assert accepted.dialect is dialect and reply.startswith(b"HTTP/1.1 101 ")
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            lambda request: request.headers.__delitem__("Sec-WebSocket-Key"),
+            lambda request: request.headers.__setitem__("Sec-WebSocket-Version", "13"),
+            lambda request: request.headers.add("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            lambda request: setattr(request, "headers", Headers([("Host", "h")])),
+            lambda request: setattr(request, "method", "POST"),
+            lambda request: setattr(request, "http_version", "HTTP/1.0"),
+        ],
+        ids=["key removed", "version changed", "key repeated", "headers replaced", "method", "http version"],
+    )
+    def test_a_changed_request_is_negotiated_again(self, change: Callable[[Request], None]) -> None:
+        handshake = ServerHandshake()
+        request = handshake.receive_data(request_bytes("8"))
+        assert request is not None
+        handshake.negotiate(request)
+        change(request)
+        fresh = ServerHandshake()
+        try:
+            expected: object = fresh.negotiate(request)
+        except HandshakeRejected as rejection:
+            expected = rejection.response.serialize()
+        try:
+            got: object = handshake.negotiate(request)
+        except HandshakeRejected as rejection:
+            got = rejection.response.serialize()
+        assert got == expected and got is not DIALECTS["8"]
+
+    def test_a_connection_refuses_a_request_its_hook_spoiled(self) -> None:
+        server = ServerConnection()
+        [event] = server.receive_data(request_bytes("13"))
+        assert isinstance(event, RequestReceived) and event.dialect is DIALECTS["13"]
+        del event.request.headers["Host"]
+        server.accept()
+        assert server.state is State.REJECTED
+        assert server.data_to_send().startswith(b"HTTP/1.1 400 ")
+
+
+def test_a_decided_handshake_keeps_no_lookup_index() -> None:
+    """A server connection keeps its request for its lifetime: the lookup index and the
+    negotiation memo, needed only to decide, are let go (and made again if asked)."""
+    handshake = ServerHandshake()
+    request = handshake.receive_data(request_bytes("13"))
+    assert request is not None
+    handshake.decide(request)
+    assert request.headers._index is None and handshake._negotiated is None
+    assert request.headers.get("upgrade") == "websocket"

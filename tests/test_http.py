@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from hybi.exceptions import InvalidHTTP
+from hybi.exceptions import HandshakeRejected, InvalidHTTP
+from hybi.sansio import http
+from hybi.sansio.handshake import ServerHandshake
 from hybi.sansio.http import Headers, HTTPLimits, parse_request_head, parse_response_head
 
 REQUEST = b"GET /chat?x=1 HTTP/1.1\r\nHost: example.com\r\nX-A: 1\r\nx-a: 2\r\n\r\n"
@@ -154,3 +158,198 @@ def test_websockets_names_for_request_and_response_fields() -> None:
     assert request.path == request.target == "/chat?room=1"
     response = Response(404, "Not Found")
     assert (response.status_code, response.reason_phrase) == (404, "Not Found")
+
+
+# -- the parser's fast path for ordinary requests gives the answers of the checked path -------
+
+LIMITS = HTTPLimits(max_line=100, max_headers=5, max_head=400)
+
+ORDINARY = [
+    REQUEST,
+    b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    b"GET /x HTTP/1.0\r\n\r\n",
+    b"POST /x?y=%20 HTTP/1.1\r\nX: \r\nY:\r\nZ:\t  v  \t\r\n\r\n",
+    b"GET / HTTP/1.1\r\nX: caf\xe9\r\nx: \xff\x80\r\n\r\n",
+    b"GET / HTTP/1.1\r\nA: b: c\r\n!#$%&'*+-.^_`|~09az: 1\r\n\r\n",
+]
+
+MALFORMED = [
+    b"\r\n\r\n",
+    b" GET / HTTP/1.1\r\n\r\n",
+    b"GET /\r\n\r\n",
+    b"GET  / HTTP/1.1\r\n\r\n",
+    b"GET / HTTP/1.1 \r\n\r\n",
+    b"GET / HTTP/2.0\r\n\r\n",
+    b"GET / HTTP/1.2\r\n\r\n",
+    b"GET / HTTP/1.\xff\r\n\r\n",
+    b"GET / http/1.1\r\n\r\n",
+    b"G(T / HTTP/1.1\r\n\r\n",
+    b"GET /\x7f HTTP/1.1\r\n\r\n",
+    b"GET /\xe9 HTTP/1.1\r\n\r\n",
+    b"GET /\x00 HTTP/1.1\r\n\r\n",
+    b"GET /\n HTTP/1.1\r\n\r\n",
+    b"GET / HTTP/1.1\r\nNoColon\r\n\r\n",
+    b"GET / HTTP/1.1\r\n: no name\r\n\r\n",
+    b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n",
+    b"GET / HTTP/1.1\r\nBad\xe9: x\r\n\r\n",
+    b"GET / HTTP/1.1\r\nName : x\r\n\r\n",
+    b"GET / HTTP/1.1\r\nA: b\r\n folded\r\n\r\n",
+    b"GET / HTTP/1.1\r\nA: b\r\n\tfolded: x\r\n\r\n",
+    b"GET / HTTP/1.1\r\nA: b\nB: c\r\n\r\n",
+    b"GET / HTTP/1.1\r\nA: b\rB: c\r\n\r\n",
+    b"GET / HTTP/1.1\r\nA: b\0\r\n\r\n",
+    b"GET / HTTP/1.1\r\nA\0: b\r\n\r\n",
+    b"GET / HTTP/1.1\r\nA: " + b"x" * 120 + b"\r\n\r\n",
+    b"GET /" + b"x" * 120 + b" HTTP/1.1\r\n\r\n",
+    b"GET / HTTP/1.1\r\n" + b"".join(b"H%d: x\r\n" % i for i in range(6)) + b"\r\n",
+    b"GET / HTTP/1.1\r\n" + b"".join(b"H%d: x\r\n" % i for i in range(5)) + b"\r\n",  # just within
+    b"GET / HTTP/1.1\r\nA: " + b"x" * 95 + b"\r\n\r\n",  # a line of exactly 100 bytes
+]
+
+
+def answer(data: bytes | bytearray, limits: HTTPLimits) -> object:
+    """What parse_request_head says of `data`: (request, used), None, or the error."""
+    try:
+        return parse_request_head(data, limits)
+    except InvalidHTTP as error:
+        return ("error", error.status, error.reason)
+
+
+def checked_answer(data: bytes | bytearray, limits: HTTPLimits) -> object:
+    """What the checked path alone says of `data`."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(http, "_plain_request", lambda head, limits: None)
+        return answer(data, limits)
+
+
+def same(a: object, b: object) -> bool:
+    if isinstance(a, tuple) and isinstance(b, tuple) and a[:1] == b[:1] == ("error",):
+        return a == b
+    if a is None or b is None:
+        return a is b
+    assert isinstance(a, tuple) and isinstance(b, tuple)
+    (request_a, used_a), (request_b, used_b) = a, b
+    return bool(used_a == used_b and request_a == request_b and request_a.headers.items() == request_b.headers.items())
+
+
+@pytest.mark.parametrize("head", ORDINARY + MALFORMED)
+@pytest.mark.parametrize("limits", [http.DEFAULT_LIMITS, LIMITS], ids=["default", "small"])
+def test_fast_path_answers_as_the_checked_path(head: bytes, limits: HTTPLimits) -> None:
+    expected = checked_answer(head + b"rest", limits)
+    assert same(answer(head + b"rest", limits), expected)
+    assert same(answer(bytearray(head + b"rest"), limits), expected)
+
+
+@pytest.mark.parametrize("head", ORDINARY)
+def test_fast_path_takes_ordinary_requests(head: bytes) -> None:
+    assert http._plain_request(head[:-4], http.DEFAULT_LIMITS) is not None
+
+
+@pytest.mark.parametrize("head", MALFORMED[:-2])
+def test_fast_path_leaves_malformed_requests_to_the_checked_path(head: bytes) -> None:
+    end = head.find(b"\r\n\r\n")
+    assert http._plain_request(head[:end], LIMITS) is None
+
+
+@pytest.mark.parametrize("head", ORDINARY + MALFORMED)
+def test_fed_whole_or_byte_by_byte_as_by_the_checked_path(head: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ServerHandshake fed whole or a byte at a time: the same request or refusal as the
+    checked path alone gives it fed the same way."""
+
+    def feed(pieces: list[bytes]) -> object:
+        handshake = ServerHandshake(limits=LIMITS)
+        request = None
+        try:
+            for piece in pieces:
+                request = handshake.receive_data(piece)
+        except HandshakeRejected as rejection:
+            return ("refused", rejection.response.status, str(rejection))
+        if request is None:
+            return None
+        return (request, request.headers.items(), handshake.trailing)
+
+    data = head + b"tail"
+    ways = [[data], [data[i : i + 1] for i in range(len(data))], [data[:7], data[7:]]]
+    answers = [feed(pieces) for pieces in ways]
+    monkeypatch.setattr(http, "_plain_request", lambda head, limits: None)
+    assert answers == [feed(pieces) for pieces in ways]
+
+
+@given(st.lists(st.sampled_from(ORDINARY + MALFORMED), min_size=1, max_size=3), st.data())
+@settings(max_examples=300, deadline=None)
+def test_mutated_requests_get_the_same_answer_from_both_paths(heads: list[bytes], data: st.DataObject) -> None:
+    """Ordinary and malformed heads, with bytes changed, added or removed anywhere."""
+    head = bytearray(b"".join(heads))
+    for _ in range(data.draw(st.integers(0, 4))):
+        at = data.draw(st.integers(0, len(head)))
+        byte = data.draw(st.sampled_from(b" \t\r\n\0:,aA~\x7f\xe9/"))
+        kind = data.draw(st.sampled_from(["set", "insert", "delete"]))
+        if kind == "insert" or at == len(head):
+            head.insert(at, byte)
+        elif kind == "set":
+            head[at] = byte
+        else:
+            del head[at]
+    for limits in (http.DEFAULT_LIMITS, LIMITS):
+        assert same(answer(bytes(head), limits), checked_answer(bytes(head), limits))
+
+
+def test_header_names_cache_is_bounded() -> None:
+    for i in range(2 * http._CACHE_SIZE):
+        parsed = parse_request_head(b"GET / HTTP/1.1\r\nX-%d: v\r\n\r\n" % i)
+        assert parsed is not None and parsed[0].headers.items() == [(f"X-{i}", "v")]
+    assert len(http._NAMES) <= http._CACHE_SIZE
+    for i in range(2 * http._CACHE_SIZE):
+        Headers().add(f"Y-{i}", "v")
+    assert len(http._CHECKED_NAMES) <= http._CACHE_SIZE
+    with pytest.raises(ValueError):
+        Headers().add("Bad Name", "x")  # never cached, so refused every time
+    with pytest.raises(ValueError):
+        Headers().add("Bad Name", "x")
+
+
+# -- the lookup index of Headers follows every change ---------------------------------------
+
+
+def test_lookups_see_every_change() -> None:
+    headers = Headers([("A", "1")])
+    assert headers.get_all("a") == ["1"] and "A" in headers
+    headers.add("a", "2")
+    assert headers.get_all("A") == ["1", "2"] and headers.get("a") == "1, 2"
+    headers["A"] = "3"
+    assert headers.get_all("a") == ["3"] and headers.items() == [("A", "3")]
+    del headers["a"]
+    assert headers.get_all("A") == [] and "A" not in headers and headers.get("A") is None
+    headers.add("Connection", "keep-alive, Upgrade")
+    assert headers.has_token("connection", "UPGRADE") and not headers.has_token("connection", "")
+    copy = headers.copy()
+    copy.add("Connection", "close")
+    assert headers.has_token("Connection", "upgrade") and not headers.has_token("Connection", "close")
+    assert copy.has_token("Connection", "close")
+
+
+def test_get_all_returns_a_list_of_its_own() -> None:
+    headers = Headers([("A", "1")])
+    headers.get_all("A").append("2")
+    assert headers.get_all("A") == ["1"]
+
+
+@pytest.mark.parametrize(
+    ("values", "token", "found"),
+    [
+        (["websocket"], "websocket", True),
+        (["WebSocket"], "websocket", True),
+        (["a, b ,c"], "B", True),
+        (["a,,b"], "", False),
+        ([" , "], "", False),
+        (["a", "b, websocket"], "websocket", True),
+        (["websockets"], "websocket", False),
+        (["web socket"], "web socket", True),
+        ([], "websocket", False),
+    ],
+)
+def test_has_token(values: list[str], token: str, found: bool) -> None:
+    headers = Headers([("Upgrade", value) for value in values])
+    assert headers.has_token("upgrade", token) is found
+    assert found is any(t.lower() == token.lower() for t in headers.tokens("Upgrade"))

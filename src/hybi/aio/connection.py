@@ -43,6 +43,9 @@ __all__ = ["Connection", "Data"]
 
 Data = str | bytes
 
+_LOGGERS: dict[str, logging.Logger] = {}
+"""`logging.getLogger` of each logger name, looked up once (it takes logging's lock)."""
+
 _FLUSH_AFTER_SENDS = 64
 _FLUSH_AFTER_BYTES = 1 << 16
 """Queued sends, or queued payload bytes, past which frames are written at once rather than
@@ -71,7 +74,10 @@ class Connection(HandshakeInfo, asyncio.Protocol):
         self.protocol = protocol
         self._id: uuid.UUID | None = None
         self._logger: ConnectionLogger | None = None
-        self._debug = logging.getLogger(self.logger_name).isEnabledFor(logging.DEBUG)
+        logger = _LOGGERS.get(self.logger_name)
+        if logger is None:
+            logger = _LOGGERS[self.logger_name] = logging.getLogger(self.logger_name)
+        self._debug = logger.isEnabledFor(logging.DEBUG)
         self.transport: asyncio.Transport | None = None
         self.remote_address: Any = None
         """The peer's address, as the socket gives it (for TCP, a (host, port) tuple)."""
@@ -144,12 +150,18 @@ class Connection(HandshakeInfo, asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         self.remote_address = transport.get_extra_info("peername")
         self.local_address = transport.get_extra_info("sockname")
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            # A peer that vanished without a word (and the hixie drafts have no ping) is found
-            # by TCP keepalive, so that no connection is held forever.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if not self._keepalive_inherited():
+            sock = transport.get_extra_info("socket")
+            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+                # A peer that vanished without a word (and the hixie drafts have no ping) is
+                # found by TCP keepalive, so that no connection is held forever.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         self._flush()
+
+    def _keepalive_inherited(self) -> bool:
+        """Whether the socket has TCP keepalive on already (accepted from a listening
+        socket that has it), so that connection_made need not set it."""
+        return False
 
     def data_received(self, data: bytes) -> None:
         protocol = self.protocol
@@ -209,9 +221,9 @@ class Connection(HandshakeInfo, asyncio.Protocol):
         if self._debug:
             self.logger.debug("connection lost: %s", self.protocol.close_info() or self.protocol.handshake_error)
         if self._close_exc is None:
-            info = self.protocol.close_info()
-            if info is not None:
-                self._close_exc = info.exception()
+            closed = self.protocol.close_exception()
+            if closed is not None:
+                self._close_exc = closed
             else:
                 detail = f"transport error: {exc}" if exc else "connection closed"
                 self._close_exc = ConnectionClosedError(1006, "", None, detail)
@@ -351,7 +363,10 @@ class Connection(HandshakeInfo, asyncio.Protocol):
         """Every message, until a normal close ends the iteration (an abnormal one raises)."""
         try:
             return await self.recv()
-        except ConnectionClosedOK:
+        except ConnectionClosedOK as closed:
+            # Its traceback holds this frame, which holds the connection, which holds it: a
+            # cycle that only the cycle collector would free, for every connection.
+            closed.__traceback__ = None
             raise StopAsyncIteration from None
 
     # -- sending -------------------------------------------------------------------------
@@ -474,6 +489,7 @@ class Connection(HandshakeInfo, asyncio.Protocol):
             self._flush_handle = None
         transport = self.transport
         if transport is None:
+            self._arm_timer()
             return
         protocol = self.protocol
         buffers = protocol.buffers_to_send()
@@ -537,6 +553,8 @@ class Connection(HandshakeInfo, asyncio.Protocol):
     def close_anyhow(self, code: int, reason: str) -> None:
         """Start closing for the library's own reasons (shutdown 1001, handler error 1011),
         without a status where the dialect's close frames carry none."""
+        if self._close_exc is not None:
+            return  # the transport is gone (the usual end of a handler): nothing is left to close
         self.protocol.close(code, reason, now=self.loop.time())
         self._flush()
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import socket
 import ssl as ssl_module
+import sys
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -58,9 +60,11 @@ class ServerConnection(Connection):
         self.server = server
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
+        super().connection_made(transport)  # which arms the open timeout
         self.server.handshaking.add(self)
-        self._arm_timer()
+
+    def _keepalive_inherited(self) -> bool:
+        return self.server.keepalive_inherited
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
@@ -116,12 +120,18 @@ class ServerConnection(Connection):
         super()._opened()
         self.server.handshaking.discard(self)
         self.server.connections.add(self)
-        self.server.start(self.server.handler(self)).add_done_callback(self._handler_done)
+        server = self.server
+        work = server.handler(self)
+        # Server.start, with its two callbacks in one: this runs for every connection.
+        task = self.loop.create_task(work) if asyncio.iscoroutine(work) else asyncio.ensure_future(work)
+        server.tasks.add(task)
+        task.add_done_callback(self._handler_done)
 
     def _handler_done(self, task: asyncio.Future[None]) -> None:
         """The handler returned: close with 1000; it raised: log it and close with 1011.
         (A callback rather than a wrapping coroutine: an idle connection holds one frame
         less.) The closing handshake goes on by itself; `Server.wait_closed` waits for it."""
+        self.server.tasks.discard(task)
         if task.cancelled():
             self.close_anyhow(1001, "going away")
             return
@@ -183,6 +193,22 @@ class Server:
         self.tasks: set[asyncio.Future[None]] = set()
         self.server: asyncio.Server | None = None
         self.secure = secure
+        self.keepalive_inherited = False
+        """Whether every listening socket has TCP keepalive on, which the sockets it accepts
+        inherit (so that each connection need not set it)."""
+
+    def _inherit_keepalive(self, listener: asyncio.Server) -> None:
+        """Turn TCP keepalive on in the sockets of `listener`, which does not listen yet, so
+        that every socket it accepts has it from the start (where accepted sockets are known
+        to inherit it: Linux)."""
+        if sys.platform != "linux" or not listener.sockets:
+            return
+        for sock in listener.sockets:
+            if sock.family not in (socket.AF_INET, socket.AF_INET6):
+                return  # a Unix socket has no keepalive: connection_made sees to each one
+        for sock in listener.sockets:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        self.keepalive_inherited = True
 
     @property
     def sockets(self) -> tuple[Any, ...]:
@@ -328,7 +354,11 @@ class serve:  # noqa: N801 - used like a function, as in `async with serve(...)`
             ssl=self._ssl,
             sock=self._sock,
             backlog=self._backlog,
+            start_serving=False,
         )
+        if self._sock is None:  # a socket of the caller's may have queued connections already
+            server._inherit_keepalive(server.server)
+        await server.server.start_serving()
         return server
 
     def __await__(self) -> Generator[Any, None, Server]:

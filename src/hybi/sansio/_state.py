@@ -41,6 +41,8 @@ class Happening(Enum):
     FAILED = "the connection was failed"
     TCP_CLOSED = "TCP closed"
 
+    __hash__ = object.__hash__  # as State's: members compare by identity
+
 
 _TABLE: dict[tuple[State, Happening], State] = {
     (State.CONNECTING, Happening.HANDSHAKE_COMPLETED): State.OPEN,

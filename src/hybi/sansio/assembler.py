@@ -178,6 +178,12 @@ class MessageAssembler:
         self._parts = []
         self._decoder = None
 
+    def detach(self) -> None:
+        """Let go of the connection's callbacks (nothing is read any more): a connection and
+        its assembler that refer to each other are then freed at once, not by the cycle
+        collector."""
+        self._on_ping = self._on_pong = self._on_close = _ignore
+
     def _control(self, opcode: int, rsv: int, payload: bytes) -> bool:
         if rsv:
             raise ProtocolError("reserved bits set on a control frame (section 5.2)")
@@ -189,3 +195,7 @@ class MessageAssembler:
         else:
             self._on_pong(payload)
         return False
+
+
+def _ignore(payload: bytes) -> None:
+    """A detached assembler's answer to a control frame (it never reads one)."""

@@ -140,19 +140,25 @@ class CloseInfo:
     @property
     def ok(self) -> bool:
         """A normal closure (section 7.4.1): 1000 or 1001 (or no status) both ways."""
-        return (
-            self.failure is None
-            and self.code in (1000, 1001, 1005)
-            and (self.sent_code is None or self.sent_code in (1000, 1001))
-        )
+        return _normal_closure(self.code, self.sent_code, self.failure)
 
     def exception(self) -> ConnectionClosed:
-        if self.failure is not None:
-            detail = f"{self.failure.reason}; sent close code {self.failure.code}"
-            return ConnectionClosedError(1006, "", self.sent_code, detail)
-        if self.ok:
-            return ConnectionClosedOK(self.code, self.reason, self.sent_code, self.detail)
-        return ConnectionClosedError(self.code, self.reason, self.sent_code, self.detail)
+        return _closed_error(self.code, self.reason, self.sent_code, self.failure, self.detail)
+
+
+def _normal_closure(code: int, sent_code: int | None, failure: ConnectionFailed | None) -> bool:
+    return failure is None and code in (1000, 1001, 1005) and (sent_code is None or sent_code in (1000, 1001))
+
+
+def _closed_error(
+    code: int, reason: str, sent_code: int | None, failure: ConnectionFailed | None, detail: str
+) -> ConnectionClosed:
+    """What `CloseInfo.exception` returns for a connection that closed so."""
+    if failure is not None:
+        return ConnectionClosedError(1006, "", sent_code, f"{failure.reason}; sent close code {failure.code}")
+    if _normal_closure(code, sent_code, failure):
+        return ConnectionClosedOK(code, reason, sent_code, detail)
+    return ConnectionClosedError(code, reason, sent_code, detail)
 
 
 class Connection:
@@ -429,6 +435,8 @@ class Connection:
         self.state = next_state(self.state, Happening.TCP_CLOSED)
         self._deadlines.clear()
         self._done_reading = True
+        if self._assembler is not None:
+            self._assembler.detach()
         return events
 
     def _ping_received(self, payload: bytes) -> None:
@@ -483,8 +491,10 @@ class Connection:
             self.close_sent = (echo_code, "")
         self.state = next_state(self.state, Happening.CLOSE_RECEIVED)
         self._done_reading = True
-        for timer in ("close", "ping", "pong", "idle"):
-            self._deadlines.pop(timer, None)
+        deadlines = self._deadlines
+        if deadlines:
+            for timer in ("close", "ping", "pong", "idle"):
+                deadlines.pop(timer, None)
         self._assembler.events.append(CloseReceived(code, reason))
         self._after_close()
 
@@ -821,6 +831,17 @@ class Connection:
         detail = self._detail if received is None or self.failure is not None else ""
         return CloseInfo(code, reason, sent_code, sent_reason, self._local_first, self.failure, detail)
 
+    def close_exception(self) -> ConnectionClosed | None:
+        """`close_info().exception()`, without making the CloseInfo (an I/O layer asks this
+        of every connection that ends); None while the connection is not CLOSED."""
+        if self.state is not State.CLOSED:
+            return None
+        received = self.close_received
+        sent_code = self.close_sent[0] if self.close_sent is not None else None
+        code, reason = received if received is not None else (1006, "")
+        detail = self._detail if received is None or self.failure is not None else ""
+        return _closed_error(code, reason, sent_code, self.failure, detail)
+
 
 def _any(code: int) -> bool:
     return True
@@ -926,7 +947,7 @@ class ServerConnection(Connection):
         return another response to send instead."""
         if now is not None:
             self._now = now
-        headers = as_headers(extra_headers).items()
+        headers = () if extra_headers is None else as_headers(extra_headers).items()
         if subprotocol is not CONFIGURED and subprotocol is not None and self.request is not None:
             dialect = classify_or_none(self.handshake, self.request)
             if dialect is not None and subprotocol not in dialect.offered_subprotocols(self.request):

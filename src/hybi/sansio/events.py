@@ -45,6 +45,10 @@ class State(Enum):
     CLOSED = "closed"  # close frames crossed, the connection was failed, or TCP ended (section 7.1.4)
     REJECTED = "rejected"  # the opening handshake was refused or failed: no WebSocket at all
 
+    # Members are compared by identity: hashing by it too keeps Enum's Python-level __hash__
+    # out of the state table's lookups (several per connection).
+    __hash__ = object.__hash__
+
 
 class TransportAction(Enum):
     """What the I/O layer must do with the transport now; it only ever moves forward."""

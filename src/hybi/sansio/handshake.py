@@ -125,6 +125,7 @@ class ServerHandshake:
         self.request: Request | None = None
         self.trailing = b""
         self._buffer = bytearray()
+        self._negotiated: tuple[tuple[object, ...], Dialect] | None = None
 
     def receive_data(self, data: bytes) -> Request | None:
         """Collect the request head; return it once complete.
@@ -141,15 +142,21 @@ class ServerHandshake:
             self.trailing += data
             return self.request
         searched = len(self._buffer)
-        self._buffer += data
+        # A head that comes in one read (the usual case) is parsed where it is, uncopied.
+        buffer: bytes | bytearray = data
+        if searched or type(data) is not bytes:
+            self._buffer += data
+            buffer = self._buffer
         try:
-            parsed = parse_request_head(self._buffer, self.limits, searched)
+            parsed = parse_request_head(buffer, self.limits, searched)
         except InvalidHTTP as error:
             raise bad_request(error.reason, error.status) from None
         if parsed is None:
+            if buffer is data:
+                self._buffer += data
             return None
         self.request, used = parsed
-        self.trailing = bytes(self._buffer[used:])
+        self.trailing = buffer[used:] if type(buffer) is bytes else bytes(buffer[used:])
         self._buffer.clear()
         if len(self.trailing) > self.limits.max_early:
             raise bad_request(f"more than {self.limits.max_early} bytes arrived after the request head")
@@ -161,10 +168,20 @@ class ServerHandshake:
         The order is that of section 4.2.1 and 4.2.2 item 4: is it an upgrade at all,
         which version does it ask for (426 with the list when none is accepted), and only
         then the version's own checks (400 with the reason).
+
+        A server asks twice for the same request (for `RequestReceived`, then to decide):
+        the second time, the dialect found the first time is the answer, unless the
+        request (or this handshake's versions) changed in between.
         """
+        headers = request.headers
+        seen = (request, request.method, request.http_version, request.target, headers, headers.changes, self.dialects)
+        memo = self._negotiated
+        if memo is not None and memo[0] == seen:  # what negotiating depends on, all the same
+            return memo[1]
         check_upgrade_request(request, self.dialects)
         dialect = classify_request(request, self.dialects)
         dialect.check_request(request)
+        self._negotiated = (seen, dialect)
         return dialect
 
     def select_subprotocol(
@@ -172,6 +189,8 @@ class ServerHandshake:
     ) -> str | None:
         """Section 4.2.2 item 5.4: one of the offered subprotocols, or None. `chosen`, when
         given, is this handshake's choice instead of the configured one; it must be offered."""
+        if chosen is CONFIGURED and self.select_subprotocol_hook is None and not self.subprotocols:
+            return None  # nothing to choose from, whatever the client offers
         offered = dialect.offered_subprotocols(request)
         if chosen is not CONFIGURED:
             if chosen is not None and chosen not in offered:
@@ -198,6 +217,8 @@ class ServerHandshake:
             offers = parse_extensions(request.headers)
         except InvalidHandshake as error:
             raise bad_request(str(error)) from None
+        if not offers:
+            return [], []
         answer: list[tuple[str, ExtensionParameters]] = []
         agreed: list[Extension] = []
         claimed = 0
@@ -252,6 +273,9 @@ class ServerHandshake:
             headers.add("Sec-WebSocket-Extensions", format_extensions(answer))
         reply, accepted = self.accept(request, dialect, subprotocol=subprotocol, extra_headers=headers)
         accepted.extensions = tuple(extensions)
+        # Decided: what only deciding needed is not kept for the connection's lifetime.
+        self._negotiated = None
+        request.headers.drop_index()
         return reply, accepted
 
     def accept(

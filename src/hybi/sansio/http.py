@@ -28,7 +28,18 @@ __all__ = [
     "text_response",
 ]
 
-_TOKEN_CHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_TOKEN_BYTES = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_TOKEN_CHARS = frozenset(_TOKEN_BYTES)
+_VISIBLE_BYTES = bytes(range(0x21, 0x7F))
+
+_CACHE_SIZE = 512
+"""How many header names each cache below holds at most: a handshake's names are few and the
+same from one request to the next, and a peer inventing names cannot grow a cache past this."""
+_NAMES: dict[bytes, str] = {}
+"""Header names already found to be tokens, as received, and their text: most requests repeat
+the same few names, which are then checked and decoded once."""
+_CHECKED_NAMES: set[str] = set()
+"""Names `Headers.add` already found to be tokens (a server adds the same ones to every 101)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +65,31 @@ class Headers:
     allows a server to send `Sec-WebSocket-Version` several times.
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("_index", "_items", "changes")
     __hash__ = None  # type: ignore[assignment]  # mutable
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self._items: list[tuple[str, str]] = list(items)
+        self._index: dict[str, list[str]] | None = None
+        """The values of each lower-cased name, made at the first lookup and dropped by any
+        change: a handshake looks a request's fields up a dozen times."""
+        self.changes = 0
+        """How many times fields were added or removed (what was found in them may be kept
+        while this stays the same)."""
+
+    def _lookup(self) -> dict[str, list[str]]:
+        index = self._index
+        if index is None:
+            index = {}
+            for name, value in self._items:
+                key = name.lower()
+                values = index.get(key)
+                if values is None:
+                    index[key] = [value]
+                else:
+                    values.append(value)
+            self._index = index
+        return index
 
     def __repr__(self) -> str:
         return f"Headers({self._items!r})"
@@ -67,7 +98,7 @@ class Headers:
         return isinstance(other, Headers) and self._items == other._items
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and any(k.lower() == name.lower() for k, _ in self._items)
+        return isinstance(name, str) and name.lower() in self._lookup()
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._items)
@@ -90,6 +121,14 @@ class Headers:
     def __delitem__(self, name: str) -> None:
         lowered = name.lower()
         self._items = [(k, v) for k, v in self._items if k.lower() != lowered]
+        self._index = None
+        self.changes += 1
+
+    def drop_index(self) -> None:
+        """Let go of the lookup index (the next lookup makes it again): a server's
+        connections keep their request for their lifetime, and need it no more once the
+        handshake is decided."""
+        self._index = None
 
     def items(self) -> list[tuple[str, str]]:
         """Every field in arrival order, repeats included."""
@@ -103,11 +142,16 @@ class Headers:
 
     def add(self, name: str, value: str) -> None:
         """Append a field; a name already present gets one more value."""
-        if not name or not all(c in _TOKEN_CHARS for c in name.encode("ascii", "replace")):
-            raise ValueError(f"invalid header name {name!r}")
+        if name not in _CHECKED_NAMES:
+            if not name or not all(c in _TOKEN_CHARS for c in name.encode("ascii", "replace")):
+                raise ValueError(f"invalid header name {name!r}")
+            if len(_CHECKED_NAMES) < _CACHE_SIZE:
+                _CHECKED_NAMES.add(name)
         if "\r" in value or "\n" in value or "\0" in value:
             raise ValueError(f"invalid characters in value of header {name}")
         self._items.append((name, value))
+        self._index = None
+        self.changes += 1
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The single value of `name`; repeated fields are joined with ", "."""
@@ -116,8 +160,8 @@ class Headers:
 
     def get_all(self, name: str) -> list[str]:
         """Every value of the field `name`, in order (case-insensitive name)."""
-        lowered = name.lower()
-        return [v for k, v in self._items if k.lower() == lowered]
+        values = self._lookup().get(name.lower())
+        return list(values) if values is not None else []
 
     def tokens(self, name: str) -> list[str]:
         """The comma-separated list elements of every `name` field (RFC 9110 section 5.6.1)."""
@@ -125,11 +169,18 @@ class Headers:
 
     def has_token(self, name: str, token: str) -> bool:
         """Whether the comma-separated field `name` holds `token` (case-insensitively)."""
+        values = self._lookup().get(name.lower())
         token = token.lower()
-        return any(t.lower() == token for t in self.tokens(name))
+        if values is None or not token:
+            return False
+        for value in values:
+            for element in value.split(","):
+                if element.strip().lower() == token:
+                    return True
+        return False
 
     def serialize(self) -> bytes:
-        return b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in self._items)
+        return "".join([f"{k}: {v}\r\n" for k, v in self._items]).encode("latin-1")
 
 
 HeadersLike = Headers | Mapping[str, str] | Iterable[tuple[str, str]]
@@ -278,7 +329,67 @@ def parse_request_head(
     end = _find_head_end(buffer, limits, searched)
     if end < 0:
         return None
-    lines = bytes(buffer[: end - 4]).split(b"\r\n")
+    head = bytes(buffer[: end - 4])
+    request = _plain_request(head, limits)
+    if request is None:
+        request = _checked_request(head, limits)
+    return request, end
+
+
+def _plain_request(head: bytes, limits: HTTPLimits) -> Request | None:
+    """The request in `head` when it is an ordinary one, else None.
+
+    The common case in a few passes over the whole head: every check of `_checked_request`
+    holds when this returns a request (and it returns the same one); on anything unusual
+    it gives up, and `_checked_request` finds the fault and says which.
+    """
+    lines = head.split(b"\r\n")
+    separators = len(lines) - 1
+    if (
+        separators > limits.max_headers
+        or head.count(b"\n") != separators
+        or head.count(b"\r") != separators
+        or b"\0" in head
+        or (len(head) > limits.max_line and max(map(len, lines)) > limits.max_line)
+    ):
+        return None  # too many or too long lines, or a bare CR, LF or NUL somewhere
+    parts = lines[0].split(b" ")
+    if len(parts) != 3:
+        return None
+    method, target, raw_version = parts
+    version = _VERSIONS.get(raw_version)
+    if (
+        version is None
+        or not method
+        or method.translate(None, _TOKEN_BYTES)
+        or not target
+        or target.translate(None, _VISIBLE_BYTES)
+    ):
+        return None
+    headers = Headers()
+    items = headers._items
+    names = _NAMES
+    for raw in lines[1:]:
+        name, colon, value = raw.partition(b":")
+        if not colon:
+            return None
+        text = names.get(name)
+        if text is None:
+            if not name or name.translate(None, _TOKEN_BYTES):
+                return None  # also a line that starts with a space or tab: obsolete folding
+            text = name.decode("ascii")
+            if len(names) < _CACHE_SIZE:
+                names[name] = text
+        items.append((text, value.strip(b" \t").decode("latin-1")))
+    return Request(method.decode("ascii"), target.decode("ascii"), headers, version)
+
+
+_VERSIONS = {b"HTTP/1.1": "HTTP/1.1", b"HTTP/1.0": "HTTP/1.0"}
+
+
+def _checked_request(head: bytes, limits: HTTPLimits) -> Request:
+    """The request in `head`, each check in turn; InvalidHTTP names the first that fails."""
+    lines = head.split(b"\r\n")
     request_line = lines[0]
     if len(request_line) > limits.max_line:
         raise InvalidHTTP(f"request line is longer than {limits.max_line} bytes", status=414)
@@ -292,7 +403,7 @@ def parse_request_head(
     if any(c < 0x21 or c > 0x7E for c in target):
         raise InvalidHTTP("request target contains characters outside visible ASCII")
     headers = _parse_fields(lines[1:], limits)
-    return Request(method.decode("ascii"), target.decode("ascii"), headers, version), end
+    return Request(method.decode("ascii"), target.decode("ascii"), headers, version)
 
 
 def parse_response_head(

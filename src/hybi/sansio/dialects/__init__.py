@@ -47,6 +47,30 @@ def resolve_versions(versions: VersionSpec) -> tuple[Dialect, ...]:
 
     Raises ValueError naming the known versions when one is unknown or none is given.
     """
+    cacheable = type(versions) is tuple or isinstance(versions, (str, int, Dialect))
+    if cacheable:
+        try:
+            return _RESOLVED[versions]
+        except (KeyError, TypeError):  # not resolved yet, or an unhashable item
+            pass
+    resolved = _resolve(versions)
+    if cacheable and len(_RESOLVED) < 64 and _only_names(versions):
+        _RESOLVED[versions] = resolved
+    return resolved
+
+
+_RESOLVED: dict[VersionSpec, tuple[Dialect, ...]] = {}
+"""What `resolve_versions` answered for the specs it was given most (a server resolves its own
+for every connection): values (strings, numbers, dialects, tuples of those) only, never an
+iterator, which the next call would find used up."""
+
+
+def _only_names(versions: VersionSpec) -> bool:
+    items = versions if type(versions) is tuple else (versions,)
+    return all(type(item) in (str, int) or isinstance(item, Dialect) for item in items)
+
+
+def _resolve(versions: VersionSpec) -> tuple[Dialect, ...]:
     if isinstance(versions, (str, int, Dialect)):
         versions = [versions]
     names: list[str] = []
