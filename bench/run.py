@@ -380,7 +380,7 @@ def describe(result: Result) -> str:
     )
 
 
-def machine(zlib_version: str) -> dict[str, str]:
+def machine(zlib_version: str, load: tuple[float, float, float], start: datetime.datetime) -> dict[str, str]:
     model = "unknown"
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -408,14 +408,16 @@ def machine(zlib_version: str) -> dict[str, str]:
         "pinning": f"server on CPU {SERVER_PIN[-1]}, load generator on CPU {LOADGEN_PIN[-1]} (taskset)"
         if SERVER_PIN
         else "none (BENCH_PIN=0, no taskset, or one core)",
-        "load": "load average {:.2f} {:.2f} {:.2f} at the start".format(*os.getloadavg()),
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "load": "load average {:.2f} {:.2f} {:.2f} at the start".format(*load),
+        "date": start.strftime("%Y-%m-%d %H:%M UTC"),
         "mode": "quick (BENCH_QUICK=1: one short run each)" if QUICK else f"{RUNS} runs of {DURATION:g} s each, median",
     }
 
 
 def main() -> int:
     started = time.monotonic()
+    load_at_start = os.getloadavg()  # before this run adds its own load
+    start = datetime.datetime.now(datetime.UTC)
     full = not (QUICK or ONLY)
     results_file = BUILD / ("results.json" if full else "results-partial.json")
     # only a full run replaces the published page; a quick or filtered one goes to bench/build/
@@ -435,7 +437,7 @@ def main() -> int:
     zlib_version = next(
         (r.get("zlib", "") for rs in data["results"].values() for r in rs.values() if r.get("zlib")), "unknown"
     )
-    data["machine"] = machine(zlib_version)
+    data["machine"] = machine(zlib_version, load_at_start, start)
     data["machine"]["run time"] = f"{time.monotonic() - started:.0f} s for the whole of `make bench`"
     data["workloads"] = [w.__dict__ for w in WORKLOADS]
     data["servers"] = [{"key": s.key, "label": s.label} for s in SERVERS]
