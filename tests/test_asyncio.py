@@ -851,9 +851,11 @@ def test_accepted_connections_have_tcp_keepalive(use_uvloop: bool, own_socket: b
 
 
 @pytest.mark.parametrize("use_uvloop", [False, True])
-def test_a_server_connection_is_freed_without_the_cycle_collector(use_uvloop: bool) -> None:
+@pytest.mark.parametrize("message", ["hi", bytes(300_000)], ids=["small", "large-in-place"])
+def test_a_server_connection_is_freed_without_the_cycle_collector(use_uvloop: bool, message: str | bytes) -> None:
     """A handler that ends its `async for` at a normal close leaves no reference cycle
-    behind: the connection is freed as soon as its handler's task and transport let go."""
+    behind: the connection is freed as soon as its handler's task and transport let go,
+    also after a large message was received in place (through a stand-in protocol)."""
     import gc
     import weakref
 
@@ -868,9 +870,9 @@ def test_a_server_connection_is_freed_without_the_cycle_collector(use_uvloop: bo
             gc.collect()
             gc.disable()
             try:
-                async with hybi.connect(f"ws://127.0.0.1:{server.port}/") as ws:
-                    await ws.send("hi")
-                    assert await ws.recv() == "hi"
+                async with hybi.connect(f"ws://127.0.0.1:{server.port}/", compression=None) as ws:
+                    await ws.send(message)
+                    assert await ws.recv() == message
                 while server.tasks or server.connections:
                     await asyncio.sleep(0)
                 for _ in range(3):

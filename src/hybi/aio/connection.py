@@ -102,7 +102,6 @@ class Connection(HandshakeInfo, asyncio.Protocol):
         self.connection_lost_waiter: asyncio.Future[None] = self.loop.create_future()
         self._opened_future: asyncio.Future[None] | None = None
         self._handshake_outcome: BaseException | bool = False  # True: opened; an error: failed
-        self._payload_reader: _PayloadReader | None = None
         self._scratch: bytearray | None = None
 
     # -- what the handshake agreed -------------------------------------------------------
@@ -171,10 +170,9 @@ class Connection(HandshakeInfo, asyncio.Protocol):
         window = protocol.receive_buffer()
         if window is not None and len(window) >= _IN_PLACE_FROM and self.transport is not None:
             # A large payload is arriving: let the transport receive the rest of it straight
-            # into its buffer (a buffered protocol), not into a read buffer to be copied.
-            if self._payload_reader is None:
-                self._payload_reader = _PayloadReader(self)
-            self.transport.set_protocol(self._payload_reader)
+            # into its buffer (a buffered protocol), not into a read buffer to be copied. Only
+            # the transport holds the reader, so no cycle keeps a finished connection alive.
+            self.transport.set_protocol(_PayloadReader(self))
 
     def _payload_window(self) -> memoryview | bytearray:
         """The buffer the transport receives into while `_PayloadReader` stands in."""

@@ -825,10 +825,7 @@ class Connection:
         """How the connection closed; None while it is not CLOSED."""
         if self.state is not State.CLOSED:
             return None
-        received = self.close_received
-        sent_code, sent_reason = self.close_sent if self.close_sent is not None else (None, "")
-        code, reason = received if received is not None else (1006, "")
-        detail = self._detail if received is None or self.failure is not None else ""
+        code, reason, sent_code, sent_reason, detail = self._close_facts()
         return CloseInfo(code, reason, sent_code, sent_reason, self._local_first, self.failure, detail)
 
     def close_exception(self) -> ConnectionClosed | None:
@@ -836,11 +833,16 @@ class Connection:
         of every connection that ends); None while the connection is not CLOSED."""
         if self.state is not State.CLOSED:
             return None
+        code, reason, sent_code, _, detail = self._close_facts()
+        return _closed_error(code, reason, sent_code, self.failure, detail)
+
+    def _close_facts(self) -> tuple[int, str, int | None, str, str]:
+        """The close frame received (1006 if none came), the one sent, and the detail."""
         received = self.close_received
-        sent_code = self.close_sent[0] if self.close_sent is not None else None
+        sent_code, sent_reason = self.close_sent if self.close_sent is not None else (None, "")
         code, reason = received if received is not None else (1006, "")
         detail = self._detail if received is None or self.failure is not None else ""
-        return _closed_error(code, reason, sent_code, self.failure, detail)
+        return code, reason, sent_code, sent_reason, detail
 
 
 def _any(code: int) -> bool:
