@@ -276,40 +276,30 @@ class Connection(HandshakeInfo):
         return finishing and not self._answers_held and not self._outbuf
 
     def _read(self, now: float) -> None:
+        # While a large payload arrives, the core lends the rest of its buffer: receiving
+        # straight into it saves copying the payload out of a read buffer.
         window = self.protocol.receive_buffer()
-        if window is not None:
-            self._read_in_place(window, now)
-            return
         try:
-            data = self._sock.recv(_READ_SIZE)
-        except _WOULD_BLOCK:
-            return
-        except OSError as error:
-            self._broken(error)
-            return
-        if data:
-            self._process(self.protocol.receive_data(data, now=now))
-        else:
-            self._eof = True
-            self._process(self.protocol.receive_eof(now=now))
-
-    def _read_in_place(self, window: memoryview, now: float) -> None:
-        """The rest of a large payload is arriving: receive it straight into the core's
-        buffer for it, which saves copying it out of a read buffer."""
-        try:
-            count = self._sock.recv_into(window)
+            if window is None:
+                data = self._sock.recv(_READ_SIZE)
+                count = len(data)
+            else:
+                count = self._sock.recv_into(window)
         except _WOULD_BLOCK:
             return
         except OSError as error:
             self._broken(error)
             return
         finally:
-            window.release()
-        if count:
-            self._process(self.protocol.receive_in_place(count, now=now))
-        else:
+            if window is not None:
+                window.release()
+        if not count:
             self._eof = True
             self._process(self.protocol.receive_eof(now=now))
+        elif window is None:
+            self._process(self.protocol.receive_data(data, now=now))
+        else:
+            self._process(self.protocol.receive_in_place(count, now=now))
 
     def _run_timers(self, now: float) -> None:
         deadline = self.protocol.next_deadline()
