@@ -7,7 +7,7 @@ import logging
 import os
 import ssl
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -34,6 +34,16 @@ async def echo_server(
     options.setdefault("versions", (13, 8, 7))
     async with hybi.serve(handler, "127.0.0.1", 0, **options) as server:
         yield f"ws://127.0.0.1:{server.port}/"
+
+
+def run_on(main: Callable[[], Coroutine[Any, Any, None]], use_uvloop: bool) -> None:
+    """Run `main()` on uvloop (skipped where it is missing) or on asyncio's own loop."""
+    if use_uvloop:
+        uvloop = pytest.importorskip("uvloop")
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(asyncio.wait_for(main(), 30))
+    else:
+        run(main())
 
 
 # -- basics ---------------------------------------------------------------------------------
@@ -320,12 +330,7 @@ def test_echo_of_a_message_before_a_bad_frame_goes_out_before_the_close(use_uvlo
             assert reply[7:8] == b"\x88" and int.from_bytes(reply[9:11], "big") == 1002
             writer.close()
 
-    if use_uvloop:
-        uvloop = pytest.importorskip("uvloop")
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(asyncio.wait_for(main(), 30))
-    else:
-        run(main())
+    run_on(main, use_uvloop)
 
 
 def test_half_handshake_times_out() -> None:
@@ -842,12 +847,7 @@ def test_accepted_connections_have_tcp_keepalive(use_uvloop: bool, own_socket: b
         assert len(found) == 3 and all(found)
         assert bool(listener) is server.keepalive_inherited
 
-    if use_uvloop:
-        uvloop = pytest.importorskip("uvloop")
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(asyncio.wait_for(main(), 30))
-    else:
-        run(main())
+    run_on(main, use_uvloop)
 
 
 @pytest.mark.parametrize("use_uvloop", [False, True])
@@ -881,12 +881,7 @@ def test_a_server_connection_is_freed_without_the_cycle_collector(use_uvloop: bo
             finally:
                 gc.enable()
 
-    if use_uvloop:
-        uvloop = pytest.importorskip("uvloop")
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(asyncio.wait_for(main(), 30))
-    else:
-        run(main())
+    run_on(main, use_uvloop)
 
 
 def test_a_handler_that_fails_after_the_connection_is_gone_is_logged_and_nothing_sent(

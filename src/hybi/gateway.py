@@ -20,11 +20,11 @@ import asyncio
 import dataclasses
 import logging
 import ssl as ssl_module
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
+from hybi._awaitable import AwaitableOpening
 from hybi._version import __version__
 from hybi.aio.client import ClientConnection, connect
 from hybi.aio.connection import Connection, Data
@@ -435,7 +435,7 @@ def _passed_back(refusal: InvalidStatus) -> Response:
     return Response(answer.status, answer.reason, headers, answer.body)
 
 
-class serve:  # noqa: N801 - used like a function, as in `async with serve(...)`
+class serve(AwaitableOpening[Gateway]):  # noqa: N801 - used like a function, as in `async with serve(...)`
     """Start a gateway: `gw = await serve(...)` or `async with serve(...) as gw`.
 
     `upstream` is the ws:// or wss:// URL every request goes to; `routes` (`/prefix` to
@@ -535,7 +535,7 @@ class serve:  # noqa: N801 - used like a function, as in `async with serve(...)`
         self._reuse_port = reuse_port
         self._backlog = backlog
 
-    async def _start(self) -> Gateway:
+    async def _enter(self) -> Gateway:
         loop = asyncio.get_running_loop()
         server = self._gateway.server
         server.server = await loop.create_server(
@@ -549,14 +549,6 @@ class serve:  # noqa: N801 - used like a function, as in `async with serve(...)`
         )
         return self._gateway
 
-    def __await__(self) -> Generator[Any, None, Gateway]:
-        return self._start().__await__()
-
-    async def __aenter__(self) -> Gateway:
-        return await self._start()
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
+    async def _exit(self) -> None:
         self._gateway.close()
         await self._gateway.wait_closed(self._gateway.options.close_timeout)

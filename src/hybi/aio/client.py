@@ -11,10 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl as ssl_module
-from collections.abc import AsyncIterator, Generator, Sequence
-from types import TracebackType
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
 
+from hybi._awaitable import AwaitableOpening
 from hybi._options import header_fields, one_of_the_header_options, tls_handshake_failed
 from hybi._proxy import ProxySetting, choose_proxy, proxy_tls
 from hybi._version import __version__
@@ -47,7 +46,7 @@ class ClientConnection(Connection):
         """Every handshake this connection took: the version, the status, the versions listed."""
 
 
-class connect:  # noqa: N801 - used like a function, as in `async with connect(...)`
+class connect(AwaitableOpening[ClientConnection]):  # noqa: N801 - used like a function, as in `async with connect(...)`
     """Open a client connection: `ws = await connect(uri)`, `async with connect(uri) as ws`,
     or, reconnecting whenever the connection is lost, `async for ws in connect(uri)`.
 
@@ -226,7 +225,7 @@ class connect:  # noqa: N801 - used like a function, as in `async with connect(.
         """
         while True:
             try:
-                connection = await self._open()
+                connection = await self._enter()
             except Exception as error:
                 if not retryable(error):
                     raise
@@ -240,7 +239,7 @@ class connect:  # noqa: N801 - used like a function, as in `async with connect(.
             finally:
                 await connection.close()
 
-    async def _open(self) -> ClientConnection:
+    async def _enter(self) -> ClientConnection:
         if self.open_timeout is None:
             self.connection = await self._connect()
         else:
@@ -248,14 +247,6 @@ class connect:  # noqa: N801 - used like a function, as in `async with connect(.
                 self.connection = await self._connect()
         return self.connection
 
-    def __await__(self) -> Generator[Any, None, ClientConnection]:
-        return self._open().__await__()
-
-    async def __aenter__(self) -> ClientConnection:
-        return await self._open()
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
+    async def _exit(self) -> None:
         if self.connection is not None:
             await self.connection.close()

@@ -7,11 +7,11 @@ import inspect
 import socket
 import ssl as ssl_module
 import sys
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
+from hybi._awaitable import AwaitableOpening
 from hybi._options import header_fields, one_of_the_header_options
 from hybi._version import __version__
 from hybi.aio.connection import Connection
@@ -261,7 +261,7 @@ class Server:
         await self.wait_closed()
 
 
-class serve:  # noqa: N801 - used like a function, as in `async with serve(...)`
+class serve(AwaitableOpening[Server]):  # noqa: N801 - used like a function, as in `async with serve(...)`
     """Start a WebSocket server: `server = await serve(...)` or `async with serve(...) as server`.
 
     `handler(connection)` runs for each accepted connection; the connection closes with
@@ -344,7 +344,7 @@ class serve:  # noqa: N801 - used like a function, as in `async with serve(...)`
         self._sock = sock
         self._backlog = backlog
 
-    async def _start(self) -> Server:
+    async def _enter(self) -> Server:
         loop = asyncio.get_running_loop()
         server = self._server
         server.server = await loop.create_server(
@@ -361,14 +361,6 @@ class serve:  # noqa: N801 - used like a function, as in `async with serve(...)`
         await server.server.start_serving()
         return server
 
-    def __await__(self) -> Generator[Any, None, Server]:
-        return self._start().__await__()
-
-    async def __aenter__(self) -> Server:
-        return await self._start()
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
+    async def _exit(self) -> None:
         self._server.close()
         await self._server.wait_closed()
